@@ -1,0 +1,165 @@
+"""The one typed root config (LeRobot-style): sections for store, encoders, brain, train, decode.
+
+Load it with `load_config(path, overrides)`: a YAML, TOML or JSON file, then `section.key=value`
+overrides from the command line. Validation errors say which field and what to do. The resolved
+config is saved beside every run (`save_config`). No torch here: the CLI imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cineneuron.errors import CNError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StoreConfig(_Section):
+    uri: str = Field(default_factory=lambda: os.environ.get("CN_STORE", "./cn-store"),
+                     description="LanceDB URI: a local folder or s3://, gs://, az:// (default $CN_STORE, else ./cn-store)")
+    storage_options: dict[str, str] = Field(default_factory=dict, description="passed to LanceDB for object storage (keys, region, endpoint)")
+    catalog_dir: str | None = Field(None, description="local folder for the SQLite catalog; needed for remote URIs (default: inside a local store)")
+    ann_threshold: int = Field(200_000, ge=256, description="rows in `clips` past which an ANN index on `mix` is built")
+    nprobes: int = Field(20, ge=1, description="IVF partitions probed per ANN query")
+    refine_factor: int = Field(20, ge=1, description="ANN candidates re-ranked exactly = k * refine_factor (recall comes from this)")
+
+
+class EncodersConfig(_Section):
+    preset: str = Field("classic", description="encoder preset: 'classic' (offline, CPU) or 'paper' (local weights), or a preset .json path")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="where encoders run")
+    batch_size: int = Field(16, ge=1, description="clips per encode batch")
+    video_backend: Literal["decord", "pyav"] = Field("decord", description="video reader; PyAV is the always-installable fallback")
+    video_timeout_s: float = Field(120.0, gt=0, description="per-file decode timeout; a hang fails that file only")
+    clip_s: float = Field(2.0, gt=0, description="clip length for sources cut into fixed windows")
+    preview_frames: int = Field(8, ge=1, description="JPEG preview frames kept per clip for replay")
+    preview_size: int = Field(96, ge=16, description="side of the preview frames, pixels")
+    weights_dir: str | None = Field(None, description="base folder for relative weight paths in a preset")
+
+
+class BrainConfig(_Section):
+    backbone: Literal["mlp", "transformer"] = Field("mlp", description="'mlp' (default, CPU) or 'transformer'")
+    hidden: int = Field(512, ge=8, description="shared hidden size after the per-subject input layer")
+    n_blocks: int = Field(2, ge=0, description="residual MLP blocks (or transformer layers)")
+    n_heads: int = Field(4, ge=1, description="attention heads (transformer only)")
+    n_tokens: int = Field(16, ge=1, description="fMRI tokens: patches (transformer) / tokens of F")
+    d_f: int = Field(64, ge=4, description="width of the fMRI embedding F (B, n_tokens, d_f)")
+    dropout: float = Field(0.15, ge=0, lt=1, description="dropout in the backbone")
+    preset: str | None = Field(None, description="named size preset, e.g. 'paper' for 24 x 2048 x 513 (GPU)")
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(30, ge=1, description="passes over the training samples; each epoch uses the other repeat")
+    batch_size: int = Field(64, ge=2, description="samples per step (paper: 144)")
+    lr: float = Field(1e-3, gt=0, description="peak learning rate of the OneCycle schedule")
+    weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay")
+    pct_start: float = Field(0.1, gt=0, lt=1, description="fraction of steps spent warming up")
+    temperature: float = Field(0.07, gt=0, description="InfoNCE temperature (paper: 0.07)")
+    lambda_act: float = Field(0.1, ge=0, description="weight of the ACTION alignment loss (paper: 0.1)")
+    lambda_cls: float = Field(10.0, ge=0, description="weight of the CATEGORY (15 superclasses, BCE+focal) loss (paper: 10)")
+    use_action: bool = Field(True, description="False = the --no-action ablation")
+    use_cls: bool = Field(True, description="False = the --no-cls ablation")
+    focal_gamma: float = Field(2.0, ge=0, description="focal loss gamma (0 reduces it to BCE)")
+    focal_alpha: float | None = Field(0.25, description="focal loss alpha; null for none")
+    lambda_router: float = Field(1.0, ge=0, description="stage 2: weight of the router InfoNCE over mixture scores")
+    stage2_epochs: int = Field(10, ge=1, description="stage 2 epochs")
+    stage2_lr: float = Field(3e-4, gt=0, description="stage 2 peak learning rate")
+    seed: int = Field(0, description="seed for init, shuffling and dropout")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="training device; mixed precision is used on cuda")
+    val_every: int = Field(5, ge=1, description="validate every N epochs (and at the end)")
+    runs_dir: str | None = Field(None, description="where checkpoints go (default: <store>/runs)")
+
+
+class DecodeConfig(_Section):
+    decoder: Literal["replay", "wan"] = Field("replay", description="'replay' (CPU, blends retrieved clips) or 'wan' (Wan2.1 through diffusers)")
+    top_k: int = Field(5, ge=1, description="memories retrieved per query (the image and action sets)")
+    temperature: float = Field(0.05, gt=0, description="softmax temperature over mixture scores for the replay blend")
+    fps: int = Field(8, ge=1, description="frame rate of written videos")
+    exact: bool | None = Field(None, description="force the exact (true) or ANN (false) search; null chooses")
+    wan_model_dir: str | None = Field(None, description="local diffusers-format Wan2.1 folder; null with wan_toy=true builds toy weights")
+    wan_toy: bool = Field(False, description="use toy random Wan weights (tests and demos; output is noise)")
+    num_frames: int = Field(57, ge=1, description="Wan frames, must be 4k+1 (cc2017: 57, CineBrain: 33)")
+    height: int = Field(624, ge=16, description="Wan height, multiple of 16 (cc2017: 624, CineBrain: 480)")
+    width: int = Field(624, ge=16, description="Wan width, multiple of 16 (cc2017: 624, CineBrain: 720)")
+    steps: int = Field(50, ge=1, description="Wan denoising steps")
+    guidance_scale: float = Field(5.0, ge=0, description="classifier-free guidance; the negative is the stored empty prompt")
+
+
+class RootConfig(_Section):
+    store: StoreConfig = StoreConfig()
+    encoders: EncodersConfig = EncodersConfig()
+    brain: BrainConfig = BrainConfig()
+    train: TrainConfig = TrainConfig()
+    decode: DecodeConfig = DecodeConfig()
+
+
+def _read(path: Path) -> dict:
+    if not path.exists():
+        raise CNError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            return yaml.safe_load(text) or {}
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        if path.suffix == ".json":
+            return json.loads(text)
+    except Exception as e:
+        raise CNError(f"cannot parse {path}: {str(e).splitlines()[0]}") from None
+    raise CNError(f"config {path} must be .yaml, .yml, .toml or .json")
+
+
+def _set(d: dict, dotted: str, value) -> None:
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+    d[keys[-1]] = value
+
+
+def parse_override(item: str) -> tuple[str, object]:
+    if "=" not in item:
+        raise CNError(f"override {item!r} must look like section.key=value, e.g. train.lr=3e-4")
+    key, raw = item.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw else None
+
+
+def load_config(path: str | Path | None = None, overrides: dict | list[str] | None = None) -> RootConfig:
+    data = _read(Path(path)) if path else {}
+    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or [])
+    for key, value in items:
+        if value is not None:
+            _set(data, key, value)
+    try:
+        return RootConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        hint = "remove it (unknown field)" if err["type"] == "extra_forbidden" else err["msg"]
+        raise CNError(f"config field {where}: {hint}; see `cn config` for every field with its meaning") from None
+
+
+def save_config(cfg: RootConfig, directory: str | Path) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "config.json"
+    path.write_text(cfg.model_dump_json(indent=2))
+    return path
+
+
+def describe() -> str:
+    """Every field with its default and meaning, for `cn config`."""
+    lines = []
+    for name, field in RootConfig.model_fields.items():
+        lines.append(f"[{name}]")
+        for k, f in field.annotation.model_fields.items():
+            default = f.default if f.default_factory is None else f.default_factory()
+            lines.append(f"  {k} = {default!r:<14}  # {f.description}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Data definitions shared by every package: light, no torch."""

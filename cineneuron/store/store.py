@@ -1,0 +1,408 @@
+"""The embedding store: a LanceDB database plus a SQLite catalog (DESIGN section 2).
+
+`Store.create(uri, preset)` writes the preset (names, configs, dims, per-store encoder state) and
+a schema version into the store; `Store.open(uri)` checks them. Every table write is one Lance
+commit, so a batch lands whole or not at all, and each ingest is a new, restorable version.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from cineneuron.errors import CNError, StoreMismatchError
+from cineneuron.schemas.catalog import Dataset, Subject
+from cineneuron.schemas.presets import Preset, load_preset
+from cineneuron.schemas.records import FmriBatch
+from cineneuron.schemas.tables import (
+    CLIPS, META, SCHEMA_VERSION, clips_schema, fmri_schema, fmri_table_name, meta_schema,
+)
+from cineneuron.store.catalog import Catalog, default_catalog_dir, is_local, local_path
+from cineneuron.store.rows import EncodedClip, clips_to_arrow, tensor_to_numpy
+from cineneuron.store.search import ExactMix, SearchResult, ann_search
+
+
+class Store:
+    """Open with `Store.open(uri)` or `Store.create(uri, preset)`; `__init__` only stores."""
+
+    def __init__(self, uri: str, db, preset: Preset, catalog: Catalog, *,
+                 ann_threshold: int = 200_000, nprobes: int = 20, refine_factor: int = 20):
+        self.uri = uri
+        self.db = db
+        self.preset = preset
+        self.catalog = catalog
+        self.ann_threshold = ann_threshold
+        self.nprobes = nprobes
+        self.refine_factor = refine_factor
+        self._exact = ExactMix()
+        self._clips = None
+
+    # --- opening ---------------------------------------------------------------------------
+    @staticmethod
+    def _connect(uri: str, storage_options: dict | None):
+        import lancedb  # heavy; keep out of CLI start-up
+
+        # Interval 0: every read sees the newest committed version (other writers included).
+        return lancedb.connect(uri, storage_options=storage_options,
+                               read_consistency_interval=timedelta(0))
+
+    @classmethod
+    def exists(cls, uri: str, storage_options: dict | None = None) -> bool:
+        if is_local(uri) and not local_path(uri).exists():
+            return False
+        return META in _table_names(cls._connect(uri, storage_options))
+
+    @classmethod
+    def open(cls, uri: str, *, storage_options: dict | None = None, catalog_dir: str | None = None,
+             **search_opts) -> "Store":
+        if is_local(uri) and not (local_path(uri) / f"{META}.lance").exists():
+            raise CNError(f"no CineNeuron store at {uri}; create one with: cn init --store {uri}")
+        db = cls._connect(uri, storage_options)
+        meta = {r["key"]: r for r in db.open_table(META).to_arrow().to_pylist()}
+        version = json.loads(meta["schema_version"]["value"])
+        if version != SCHEMA_VERSION:
+            raise StoreMismatchError(f"store {uri} has schema version {version}; this CineNeuron reads version {SCHEMA_VERSION}")
+        preset = Preset.model_validate_json(meta["preset"]["value"])
+        cat = Catalog(Path(catalog_dir) if catalog_dir else default_catalog_dir(uri))
+        return cls(uri, db, preset, cat, **search_opts)
+
+    @classmethod
+    def create(cls, uri: str, preset: str | Preset = "classic", *, storage_options: dict | None = None,
+               catalog_dir: str | None = None, **search_opts) -> "Store":
+        """Create a store, or open an existing one made with the same preset."""
+        preset = preset if isinstance(preset, Preset) else load_preset(preset)
+        if cls.exists(uri, storage_options):
+            store = cls.open(uri, storage_options=storage_options, catalog_dir=catalog_dir, **search_opts)
+            store.check_preset(preset.name)
+            return store
+        preset = _with_identity(preset)
+        db = cls._connect(uri, storage_options)
+        schema = clips_schema(preset.dims(), preset.frames.n)
+        tbl = db.create_table(CLIPS, schema=schema)
+        tbl.set_unenforced_primary_key("clip_id")  # concurrent upserts never duplicate a key
+        meta_rows = [
+            {"key": "schema_version", "value": json.dumps(SCHEMA_VERSION), "blob": b""},
+            {"key": "preset", "value": preset.model_dump_json(), "blob": b""},
+        ]
+        # Written last: a store without `meta` does not exist, so a crash here leaves no half-store.
+        db.create_table(META, pa.Table.from_pylist(meta_rows, schema=meta_schema()))
+        cat = Catalog(Path(catalog_dir) if catalog_dir else default_catalog_dir(uri))
+        cat.record_preset(preset.name, preset.fingerprint(), preset.model_dump(), preset.dims())
+        return cls(uri, db, preset, cat, **search_opts)
+
+    # --- self-description ------------------------------------------------------------------
+    @property
+    def dims(self) -> dict[str, int]:
+        return self.preset.dims()
+
+    @property
+    def n_frames(self) -> int:
+        return self.preset.frames.n
+
+    def check_preset(self, name: str) -> None:
+        if name != self.preset.name:
+            raise StoreMismatchError(f"store {self.uri} was made with preset '{self.preset.name}', not '{name}'; use another --store or --preset {self.preset.name}")
+
+    def check_identity(self, identity: dict[str, dict]) -> None:
+        """Refuse encoders whose identity (weights hash, preprocessing, dims) differs from the store's."""
+        for m, ident in identity.items():
+            stored = self.preset.identity.get(m)
+            if stored is not None and stored != ident:
+                diff = sorted(k for k in set(stored) | set(ident) if stored.get(k) != ident.get(k))
+                raise StoreMismatchError(f"the {m} encoder differs from the one store {self.uri} was made with (changed: {', '.join(diff)}); re-create the store or restore the original weights")
+
+    def encoders(self):
+        """The store's encoders, rebuilt from its own description (LanceDB-style)."""
+        from cineneuron.encoders import create_encoders
+
+        return create_encoders(self.preset, store_meta=self.preset.identity.get("_store_meta", {}))
+
+    def get_meta(self, key: str) -> tuple[str | None, bytes | None]:
+        rows = self.db.open_table(META).search().where(f"key = '{key}'").to_arrow().to_pylist()
+        return (rows[0]["value"], rows[0]["blob"]) if rows else (None, None)
+
+    def set_meta(self, key: str, value: str = "null", blob: bytes = b"") -> None:
+        row = pa.Table.from_pylist([{"key": key, "value": value, "blob": blob}], schema=meta_schema())
+        t = self.db.open_table(META)
+        t.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row)
+
+    # --- clips -----------------------------------------------------------------------------
+    @property
+    def clips(self):
+        if self._clips is None:
+            self._clips = self.db.open_table(CLIPS)
+        return self._clips
+
+    @property
+    def version(self) -> int:
+        return self.clips.version
+
+    def count(self, where: str | None = None) -> int:
+        return self.clips.count_rows(where)
+
+    def upsert_clips(self, clips: list[EncodedClip]) -> int:
+        """Idempotent merge-insert on clip_id; returns the new table version."""
+        if not clips:
+            return self.version
+        last = {c.clip_id: c for c in clips}  # a batch never carries one id twice
+        table = clips_to_arrow(list(last.values()), self.clips.schema, self.dims, self.n_frames)
+        _retry(lambda: self.clips.merge_insert("clip_id").when_matched_update_all()
+               .when_not_matched_insert_all().execute(table))
+        return self.version
+
+    def existing_ids(self, ids: list[str] | None = None, where: str | None = None) -> set[str]:
+        tbl = self.clips.to_lance().to_table(columns=["clip_id"], filter=where)
+        have = set(tbl.column("clip_id").to_pylist())
+        return have if ids is None else have & set(ids)
+
+    def get_clips(self, clip_ids: list[str], columns: list[str] | None = None) -> pa.Table:
+        """Rows for the given ids, in that order (missing ids raise)."""
+        if not clip_ids:
+            return self.clips.schema.empty_table()
+        uniq = list(dict.fromkeys(clip_ids))
+        out = []
+        for i in range(0, len(uniq), 2000):  # keep the IN list a sane size
+            chunk = uniq[i:i + 2000]
+            flt = "clip_id IN (" + ",".join(_sql_str(c) for c in chunk) + ")"
+            cols = None if columns is None else list(dict.fromkeys(["clip_id", *columns]))
+            out.append(self.clips.to_lance().to_table(columns=cols, filter=flt))
+        tbl = pa.concat_tables(out)
+        pos = {cid: i for i, cid in enumerate(tbl.column("clip_id").to_pylist())}
+        missing = [c for c in uniq if c not in pos]
+        if missing:
+            raise CNError(f"{len(missing)} clip ids are not in the store (first: {missing[0]})")
+        return tbl.take(pa.array([pos[c] for c in clip_ids]))
+
+    def drop_source(self, source: str) -> int:
+        n = self.count(f"source = {_sql_str(source)}")
+        if n == 0:
+            raise CNError(f"no clips from source {source!r}; sources: {', '.join(self.sources()) or 'none'}")
+        _retry(lambda: self.clips.delete(f"source = {_sql_str(source)}"))
+        return n
+
+    def sources(self) -> list[str]:
+        col = self.clips.to_lance().to_table(columns=["source"]).column("source")
+        return sorted(set(col.to_pylist()))
+
+    # --- versions --------------------------------------------------------------------------
+    def versions(self) -> list[dict]:
+        out = []
+        for v in self.clips.list_versions():
+            ts = v["timestamp"]
+            out.append({"version": int(v["version"]), "timestamp": ts.isoformat() if hasattr(ts, "isoformat") else str(ts)})
+        return out
+
+    def rollback(self, version: int) -> int:
+        known = [v["version"] for v in self.versions()]
+        if version not in known:
+            raise CNError(f"clips table has no version {version}; versions: {known[0]}..{known[-1]}")
+        self.clips.checkout(version)
+        self.clips.restore()  # writes a new version equal to the old one: history is kept
+        return self.version
+
+    def optimize(self) -> None:
+        self.clips.optimize()
+        self.maybe_index()
+
+    # --- search ----------------------------------------------------------------------------
+    def has_ann_index(self) -> bool:
+        return any(getattr(ix, "columns", None) == ["mix"] for ix in self.clips.list_indices())
+
+    def maybe_index(self, force: bool = False) -> bool:
+        """Build the ANN index on `mix` once the pool passes `ann_threshold` rows."""
+        n = self.count()
+        if self.has_ann_index() or (n < self.ann_threshold and not force) or n < 256:
+            return False
+        from lancedb.index import IvfPq
+
+        d = self.preset.mix_dim
+        sub = next(s for s in (d // 4, d // 8, d // 16, d // 2, d) if s and d % s == 0)
+        cfg = IvfPq(distance_type="dot", num_partitions=max(1, int(np.sqrt(n))), num_sub_vectors=sub)
+        self.clips.create_index("mix", config=cfg)
+        return True
+
+    def search_mix(self, vectors: np.ndarray, k: int = 10, *, where: str | None = None,
+                   exclude: list[list[str]] | list[str] | None = None, exact: bool | None = None) -> SearchResult:
+        """Top-k clip ids by inner product with `mix`, for a (B, d) batch of query vectors.
+
+        where: a SQL filter such as "source IN ('a','b')" or "split = 'train'".
+        exclude: ids to leave out, one list for all queries or one list per query.
+        exact: None chooses the ANN index when one exists, else the in-memory matmul.
+        """
+        q = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        if q.shape[1] != self.preset.mix_dim:
+            raise CNError(f"query vectors have dim {q.shape[1]}; this store's mix dim is {self.preset.mix_dim}")
+        if exclude and isinstance(exclude[0], str):
+            exclude = [list(exclude)] * len(q)
+        if exact is None:
+            exact = not self.has_ann_index()
+        if not exact:
+            return ann_search(self.clips, q, k, where, exclude, nprobes=self.nprobes, refine_factor=self.refine_factor)
+        self._exact.refresh(self.clips, self.version)
+        allowed = self._exact.allowed(self.clips, where)
+        return self._exact.search(q, k, allowed, exclude)
+
+    # --- fMRI ------------------------------------------------------------------------------
+    def register_subject(self, dataset: str, subject: str, *, n_tr: int, n_voxels: int,
+                         mask: np.ndarray | None, mask_hash: str, qc: dict, root: str = "") -> None:
+        """Record a subject's voxel space; a later ingest must use the same mask and size."""
+        old = self.catalog.subject(dataset, str(subject))
+        if old is not None:
+            if old.mask_hash != mask_hash or old.n_voxels != n_voxels or old.n_tr != n_tr:
+                raise StoreMismatchError(
+                    f"subject {subject} of {dataset} is stored with {old.n_voxels} voxels x {old.n_tr} TRs "
+                    f"(mask {old.mask_hash}); this ingest has {n_voxels} x {n_tr} (mask {mask_hash}); nothing was written")
+        packed = np.packbits(mask.astype(bool)).tobytes() if mask is not None else b""
+        self.catalog.upsert(Dataset(name=dataset, root=root))
+        self.catalog.upsert(Subject(dataset=dataset, subject=str(subject), n_voxels=n_voxels, n_tr=n_tr,
+                                    mask_hash=mask_hash, mask=packed,
+                                    mask_len=0 if mask is None else int(mask.size), qc_json=json.dumps(qc)))
+
+    def subject_mask(self, dataset: str, subject: str) -> np.ndarray | None:
+        s = self.catalog.subject(dataset, str(subject))
+        if s is None or not s.mask_len:
+            return None
+        return np.unpackbits(np.frombuffer(s.mask, dtype=np.uint8))[: s.mask_len].astype(bool)
+
+    def fmri_tables(self) -> list[str]:
+        return sorted(t for t in _table_names(self.db) if t.startswith("fmri_"))
+
+    def fmri_table(self, dataset: str, subject: str):
+        name = fmri_table_name(dataset, str(subject))
+        if name not in _table_names(self.db):
+            known = ", ".join(f"{s.dataset}/{s.subject}" for s in self.catalog.subjects()) or "none"
+            raise CNError(f"no fMRI for subject {subject} of {dataset} in {self.uri}; stored subjects: {known}")
+        return self.db.open_table(name)
+
+    def add_fmri(self, dataset: str, subject: str, batch: FmriBatch) -> int:
+        """Append-or-update fMRI samples; the voxel count must match the subject's."""
+        batch.check()
+        n, n_tr, v = batch.voxels.shape
+        sub = self.catalog.subject(dataset, str(subject))
+        if sub is not None and (sub.n_voxels != v or sub.n_tr != n_tr):
+            raise StoreMismatchError(f"subject {subject} of {dataset} has {sub.n_voxels} voxels x {sub.n_tr} TRs; this batch has {v} x {n_tr}; nothing was written")
+        if not np.isfinite(batch.voxels).all():
+            raise CNError(f"fMRI batch for subject {subject} contains NaN or inf; nothing was written")
+        name = fmri_table_name(dataset, str(subject))
+        schema = fmri_schema(n_tr, v)
+        if name in _table_names(self.db):
+            tbl = self.db.open_table(name)
+            if tbl.schema.field("voxels").type != schema.field("voxels").type:
+                shape = tbl.schema.field("voxels").type.shape
+                raise StoreMismatchError(f"subject {subject} of {dataset} is stored as {shape[1]} voxels x {shape[0]} TRs; this batch has {v} x {n_tr}; nothing was written")
+        else:
+            tbl = self.db.create_table(name, schema=schema)
+            tbl.set_unenforced_primary_key("sample_id")
+        vox = batch.voxels.astype(np.float16)
+        if not np.isfinite(vox).all():
+            raise CNError(f"fMRI values for subject {subject} overflow float16 (|x| > 65504); z-score them first")
+        data = pa.Table.from_arrays([
+            pa.array(batch.sample_id, pa.string()), pa.array(batch.clip_id, pa.string()),
+            pa.array([str(subject)] * n, pa.string()), pa.array(batch.split, pa.string()),
+            pa.array(np.asarray(batch.repeat, dtype=np.int32)), pa.array(np.asarray(batch.tr_index, dtype=np.int32)),
+            pa.FixedShapeTensorArray.from_numpy_ndarray(vox).cast(schema.field("voxels").type),
+        ], schema=schema)
+        _retry(lambda: tbl.merge_insert("sample_id").when_matched_update_all().when_not_matched_insert_all().execute(data))
+        return tbl.count_rows()
+
+    def iter_fmri(self, dataset: str, subject: str, split: str | None = None, batch_size: int = 256,
+                  *, where: str | None = None, torch: bool = False) -> Iterator[dict]:
+        """Stream samples without loading the table: dicts of arrays (or tensors)."""
+        tbl = self.fmri_table(dataset, subject)
+        flt = " AND ".join(f for f in [f"split = {_sql_str(split)}" if split else None, where] if f) or None
+        scanner = tbl.to_lance().scanner(filter=flt, batch_size=batch_size)
+        for rb in scanner.to_batches():
+            if rb.num_rows == 0:
+                continue
+            out = {
+                "sample_id": rb.column("sample_id").to_pylist(),
+                "clip_id": rb.column("clip_id").to_pylist(),
+                "split": rb.column("split").to_pylist(),
+                "repeat": rb.column("repeat").to_numpy(),
+                "tr_index": rb.column("tr_index").to_numpy(),
+                "voxels": tensor_to_numpy(rb.column("voxels")).astype(np.float32),  # (B, n_tr, V)
+            }
+            if torch:
+                import torch as _t
+
+                out["voxels"] = _t.from_numpy(out["voxels"])
+            yield out
+
+    # --- summary ---------------------------------------------------------------------------
+    def stats(self) -> dict:
+        by_source: dict[str, int] = {}
+        by_split: dict[str, int] = {}
+        if self.count():
+            t = self.clips.to_lance().to_table(columns=["source", "split"])
+            for s, sp in zip(t.column("source").to_pylist(), t.column("split").to_pylist()):
+                by_source[s] = by_source.get(s, 0) + 1
+                by_split[sp] = by_split.get(sp, 0) + 1
+        fmri = {}
+        for s in self.catalog.subjects():
+            name = fmri_table_name(s.dataset, s.subject)
+            rows = self.db.open_table(name).count_rows() if name in _table_names(self.db) else 0
+            fmri[f"{s.dataset}/{s.subject}"] = {"samples": rows, "n_voxels": s.n_voxels, "n_tr": s.n_tr, "mask_hash": s.mask_hash}
+        return {
+            "uri": self.uri,
+            "schema_version": SCHEMA_VERSION,
+            "preset": self.preset.name,
+            "preset_fingerprint": self.preset.fingerprint(),
+            "dims": self.dims,
+            "mix_dim": self.preset.mix_dim,
+            "frames": self.preset.frames.model_dump(),
+            "clips": self.count(),
+            "by_source": by_source,
+            "by_split": by_split,
+            "version": self.version,
+            "ann_index": self.has_ann_index(),
+            "fmri": fmri,
+        }
+
+
+def _with_identity(preset: Preset) -> Preset:
+    """Fill in each encoder's identity and per-store state (e.g. projection seeds) at creation."""
+    from cineneuron.encoders import create_encoders
+
+    encs = create_encoders(preset)
+    encs.check_weights()
+    store_meta = {}
+    identity = {}
+    for m, enc in encs.items():
+        meta = enc.init_store_meta()
+        if meta:
+            store_meta[enc.name] = meta
+        enc.store_meta = store_meta.get(enc.name, {})
+        identity[m] = enc.identity()
+    identity["_store_meta"] = store_meta
+    return preset.model_copy(update={"identity": identity})
+
+
+def _table_names(db) -> list[str]:
+    names, token = [], None
+    while True:
+        resp = db.list_tables(page_token=token) if token else db.list_tables()
+        names += list(resp.tables)
+        token = resp.page_token
+        if not token:
+            return names
+
+
+def _sql_str(s: str) -> str:
+    return "'" + str(s).replace("'", "''") + "'"
+
+
+def _retry(fn, tries: int = 5):
+    """Delete/update/merge-insert do not retry a commit conflict on their own (notes)."""
+    for i in range(tries):
+        try:
+            return fn()
+        except (OSError, RuntimeError) as e:
+            if "conflict" not in str(e).lower() or i == tries - 1:
+                raise
+            time.sleep(0.05 * 2**i)

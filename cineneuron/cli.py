@@ -135,6 +135,154 @@ def pool_jobs(store: Optional[str] = StoreOpt, job: Optional[int] = typer.Option
                 typer.echo(f"    {e['item']}: {e['reason']}")
 
 
+@app.command()
+def synth(out: Path = typer.Option(..., "--out", help="folder to write the simulated dataset (cc2017 layout)"),
+          size: Optional[str] = typer.Option(None, "--size", help="named size: demo | small | paper-like"),
+          clips: Optional[int] = typer.Option(None, "--clips", help="number of 2 s clips (train + test)"),
+          subjects: int = typer.Option(1, "--subjects", help="simulated subjects (0: clips only)"),
+          voxels: Optional[int] = typer.Option(None, "--voxels", help="voxels per subject"),
+          tr: float = typer.Option(2.0, "--tr", help="repetition time, s (0.8 for a CineBrain-like mode)"),
+          snr: Optional[float] = typer.Option(None, "--snr", help="signal-to-noise ratio of the responses"),
+          kinds: Optional[str] = typer.Option(None, "--kinds", help="comma-separated object kinds to use"),
+          holdout: Optional[str] = typer.Option(None, "--holdout", help="comma-separated kinds kept out of the training segments (present in test)"),
+          seed: int = typer.Option(0, "--seed"),
+          quiet: bool = typer.Option(False, "--quiet")):
+    """Write a simulated world and simulated subjects with a known ground truth."""
+    from cineneuron.progress import bar
+    from cineneuron.sources.synth import generate
+
+    split = lambda v: [k.strip() for k in v.split(",") if k.strip()] if v else None  # noqa: E731
+    extra = {"holdout_kinds": split(holdout)} if holdout else {}
+    with bar("synth", unit="items", enabled=not quiet) as progress:
+        summary = generate(str(out), size=size, clips=clips, subjects=subjects, voxels=voxels, tr=tr, snr=snr,
+                           kinds=split(kinds), seed=seed, progress=lambda adv, total, what="": progress(adv, total, what),
+                           **extra)
+    typer.echo(json.dumps(summary, sort_keys=True, default=str))
+
+
+@app.command()
+def ingest(source: str = typer.Argument(..., help="folder | synth | cc2017 | cinebrain | animal-kingdom | dream-1k | boldmoments"),
+           root: Path = typer.Option(..., "--root", help="the dataset's root folder"),
+           store: Optional[str] = StoreOpt,
+           subject: Optional[list[str]] = typer.Option(None, "--subject", help="also ingest this subject's fMRI (cc2017, cinebrain); repeatable"),
+           limit: Optional[int] = typer.Option(None, "--limit", help="ingest at most N clips"),
+           batch_size: Optional[int] = typer.Option(None, "--batch-size", help="clips per encode/write batch"),
+           preset: Optional[str] = typer.Option(None, "--preset", help="refuse unless the store was made with this preset"),
+           source_name: Optional[str] = typer.Option(None, "--source-name", help="store the clips under another source name"),
+           clips_only: bool = typer.Option(False, "--clips-only", help="skip fMRI even when --subject is given"),
+           force: bool = typer.Option(False, "--force", help="re-encode clips already in the store"),
+           config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
+           quiet: bool = typer.Option(False, "--quiet", help="no progress bar")):
+    """Fill the memory pool from a dataset (and, with --subject, that subject's fMRI).
+
+    Exit codes: 0 all clips stored; 3 some clips failed (reasons: cn pool jobs --job N); 2 bad input.
+    """
+    from cineneuron.ingest import IngestOptions, ingest_clips
+    from cineneuron.progress import bar
+    from cineneuron.sources import get_source
+
+    cfg = _cfg(store, config, set_, **{"encoders.batch_size": batch_size})
+    s = _open(cfg)
+    if preset:
+        s.check_preset(preset)
+    opts = {"source_name": source_name} if source_name else {}
+    src = get_source(source)(str(root), **opts)
+    e = cfg.encoders
+    io = IngestOptions(limit=limit, batch_size=e.batch_size, backend=e.video_backend, timeout_s=e.video_timeout_s,
+                       preview_frames=e.preview_frames, force=force)
+    with bar(f"ingest {src.name}", enabled=not quiet) as progress:
+        report = ingest_clips(s, src, io, progress=lambda adv, total: progress(adv, total))
+    typer.echo(report.summary())
+    if subject and not clips_only:
+        from cineneuron.ingest_fmri import ingest_subject
+
+        for sub in subject:
+            typer.echo(ingest_subject(s, source, str(root), sub, cfg, source_name=source_name).summary())
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def train(stage: int = typer.Option(1, "--stage", min=1, max=2, help="1: semantic enrichment; 2: router (and fusion/LoRA with --decoder wan)"),
+          subject: str = typer.Option(..., "--subject", help="subject id, e.g. 1"),
+          dataset: Optional[str] = typer.Option(None, "--dataset", help="needed when the subject id exists in several datasets"),
+          store: Optional[str] = StoreOpt, config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
+          resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint (stage 1)"),
+          decoder: Optional[str] = typer.Option(None, "--decoder", help="replay | wan (stage 2)"),
+          no_action: bool = typer.Option(False, "--no-action", help="ablation: drop the action-alignment task"),
+          no_cls: bool = typer.Option(False, "--no-cls", help="ablation: drop category learning"),
+          epochs: Optional[int] = typer.Option(None, "--epochs", help="override train.epochs"),
+          as_json: bool = typer.Option(False, "--json"), quiet: bool = typer.Option(False, "--quiet")):
+    """Train the Brain Model from the store (stage 1), then the router (stage 2)."""
+    from cineneuron.progress import bar
+
+    over = {"train.use_action": False if no_action else None, "train.use_cls": False if no_cls else None,
+            "train.epochs" if stage == 1 else "train.stage2_epochs": epochs, "decode.decoder": decoder}
+    cfg = _cfg(store, config, set_, **over)
+    s = _open(cfg)
+    with bar(f"train stage {stage}", unit="steps", enabled=not quiet) as progress:
+        if stage == 1:
+            from cineneuron.brain.stage1 import train_stage1
+
+            r = train_stage1(s, cfg, subject, dataset=dataset, resume=resume, progress=progress)
+            summary = {"run_dir": r.run_dir, "seconds": round(r.seconds, 1), "steps": r.steps,
+                       "samples_per_s": round(r.samples_per_s, 1), "model": r.metrics, "ridge": r.ridge}
+        elif cfg.decode.decoder == "wan":
+            from cineneuron.decode.wan_stage2 import train_stage2_wan
+
+            summary = train_stage2_wan(s, cfg, subject, dataset=dataset, progress=progress)
+        else:
+            from cineneuron.decode.stage2 import train_stage2
+
+            r = train_stage2(s, cfg, subject, dataset=dataset, progress=progress)
+            summary = {"run_dir": r.run_dir, "seconds": round(r.seconds, 1), "steps": r.steps, "last": r.last}
+    if as_json:
+        _print_json(summary)
+    else:
+        typer.echo(_train_table(stage, summary))
+
+
+def _train_table(stage: int, s: dict) -> str:
+    lines = [f"stage {stage}: {s['steps']} steps in {s['seconds']} s -> {s['run_dir']}"]
+    if stage == 1 and s.get("model"):
+        m, r = s["model"], s.get("ridge") or {}
+        lines.append(f"test retrieval top-1 of {m.get('pool_size')} (chance {m.get('chance', 0):.3f}):   model    ridge")
+        for sp in ("img", "txt", "act"):
+            for d in ("forward", "backward"):
+                k = f"{sp}_{d}"
+                if k in m:
+                    lines.append(f"  {k:<14} {m[k]:>26.3f} {r.get(k, float('nan')):>8.3f}")
+        if "superclass_balanced_acc" in m:
+            lines.append(f"  superclass balanced accuracy {m['superclass_balanced_acc']:.3f}")
+    elif s.get("last"):
+        lines.append("last step: " + ", ".join(f"{k} {v:.3f}" for k, v in s["last"].items()))
+    return "\n".join(lines)
+
+
+@app.command()
+def query(fmri: Path = typer.Option(..., "--fmri", help=".npy, .npz, .h5 or .nii/.nii.gz with one or more samples"),
+          subject: str = typer.Option(..., "--subject"), dataset: Optional[str] = typer.Option(None, "--dataset"),
+          top_k: Optional[int] = typer.Option(None, "--top-k", help="memories per query"),
+          decoder: Optional[str] = typer.Option(None, "--decoder", help="replay | wan"),
+          out: Optional[Path] = typer.Option(None, "--out", help="write the reconstruction here (.mp4)"),
+          where: Optional[str] = typer.Option(None, "--where", help="SQL filter on the pool, e.g. \"source = 'cc2017'\""),
+          store: Optional[str] = StoreOpt, config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
+          as_json: bool = typer.Option(False, "--json", help="stable JSON output (see README)")):
+    """Reconstruct from fMRI: retrieve memories with MoM and decode them to video."""
+    from cineneuron.query import run_query
+
+    cfg = _cfg(store, config, set_, **{"decode.top_k": top_k, "decode.decoder": decoder})
+    res = run_query(_open(cfg), cfg, str(fmri), subject, dataset=dataset, out=str(out) if out else None, where=where)
+    if as_json:
+        _print_json(res)
+        return
+    for q in res["queries"]:
+        w = q["weights"]
+        typer.echo(f"{q['sample']}: router txt {w['txt']:.2f} img {w['img']:.2f} act {w['act']:.2f}" + (f" -> {q['video']}" if q["video"] else ""))
+        for m in q["memories"]:
+            typer.echo(f"  {m['score']:.3f}  {m['source']:<10} {m['caption']}")
+
+
 def main() -> None:
     try:
         app()

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cineneuron.errors import CNError
+from cineneuron.fmri.cc2017 import CC2017Config
+from cineneuron.fmri.cinebrain import CineBrainConfig
 
 
 class _Section(BaseModel):
@@ -83,6 +85,7 @@ class DecodeConfig(_Section):
     top_k: int = Field(5, ge=1, description="memories retrieved per query (the image and action sets)")
     temperature: float = Field(0.05, gt=0, description="softmax temperature over mixture scores for the replay blend")
     fps: int = Field(8, ge=1, description="frame rate of written videos")
+    pool_filter: str | None = Field("split <> 'test'", description="SQL filter on the memory pool; test clips are the ground truth, never memories")
     exact: bool | None = Field(None, description="force the exact (true) or ANN (false) search; null chooses")
     wan_model_dir: str | None = Field(None, description="local diffusers-format Wan2.1 folder; null with wan_toy=true builds toy weights")
     wan_toy: bool = Field(False, description="use toy random Wan weights (tests and demos; output is noise)")
@@ -93,9 +96,18 @@ class DecodeConfig(_Section):
     guidance_scale: float = Field(5.0, ge=0, description="classifier-free guidance; the negative is the stored empty prompt")
 
 
+class FmriConfig(_Section):
+    """fMRI ingest options per dataset (voxel selection lives in cc2017.selection)."""
+
+    cc2017: CC2017Config = Field(default_factory=CC2017Config, description="cc2017 and synth: lag, trimming, detrend, voxel selection")
+    cinebrain: CineBrainConfig = Field(default_factory=CineBrainConfig, description="CineBrain: ROI sets, TR, clip length, shift")
+    batch_size: int = Field(2048, ge=1, description="samples per store write")
+
+
 class RootConfig(_Section):
     store: StoreConfig = StoreConfig()
     encoders: EncodersConfig = EncodersConfig()
+    fmri: FmriConfig = FmriConfig()
     brain: BrainConfig = BrainConfig()
     train: TrainConfig = TrainConfig()
     decode: DecodeConfig = DecodeConfig()
@@ -146,10 +158,11 @@ def load_config(path: str | Path | None = None, overrides: dict | list[str] | No
         raise CNError(f"config field {where}: {hint}; see `cn config` for every field with its meaning") from None
 
 
-def save_config(cfg: RootConfig, directory: str | Path) -> Path:
+def save_config(cfg: RootConfig, directory: str | Path, name: str = "run_config.json") -> Path:
+    """The resolved root config, saved beside a run (checkpoints own `config.json`)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "config.json"
+    path = directory / name
     path.write_text(cfg.model_dump_json(indent=2))
     return path
 
@@ -161,5 +174,7 @@ def describe() -> str:
         lines.append(f"[{name}]")
         for k, f in field.annotation.model_fields.items():
             default = f.default if f.default_factory is None else f.default_factory()
+            if isinstance(default, BaseModel):
+                default = default.model_dump(mode="json")
             lines.append(f"  {k} = {default!r:<14}  # {f.description}")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ def _lse(xs):
 
 def _hand_info_nce(pred, target, tau):
     """Symmetric InfoNCE with plain Python floats."""
-    unit = lambda v: [x / math.sqrt(sum(y * y for y in v)) for x in v]  # noqa: E731
+    unit = lambda v: [x / math.sqrt(sum(y * y for y in v)) for x in v]
     p, t = [unit(v) for v in pred], [unit(v) for v in target]
     s = [[sum(a * b for a, b in zip(pi, tj)) / tau for tj in t] for pi in p]
     n = len(s)
@@ -56,7 +56,7 @@ def test_info_nce_is_symmetric_and_scale_free():
 def test_bce_and_focal_by_hand():
     logits = torch.tensor([[2.0, -1.0, 0.5]])
     y = torch.tensor([[1.0, 0.0, 0.0]])
-    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    sig = lambda x: 1 / (1 + math.exp(-x))
     p = [sig(2.0), sig(-1.0), sig(0.5)]
     ce = [-math.log(p[0]), -math.log(1 - p[1]), -math.log(1 - p[2])]
     assert bce_loss(logits, y).item() == pytest.approx(sum(ce) / 3, rel=1e-6)
@@ -88,7 +88,7 @@ def test_focal_down_weights_easy_examples():
 
 def _outputs_targets(seed=0, B=5):
     g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    r = lambda *s: torch.randn(*s, generator=g)
     out = {"img": r(B, 24), "txt": r(B, 20), "act": r(B, 28), "cls_logits": r(B, 15)}
     tgt = {"img": r(B, 24), "txt": r(B, 20), "act": r(B, 28), "label_vec": (r(B, 15) > 0.5).float()}
     return out, tgt

@@ -24,7 +24,12 @@ _EXPORTS = {
     "TrainConfig": "train", "Stage1Trainer": "train", "embed": "train",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BrainModel", "BrainModelConfig", "LossWeights", "MLPConfig", "RidgeBaseline", "Stage1Trainer",
+    "SubjectSpec", "TargetDims", "TrainConfig", "TransformerConfig", "bce_loss", "category_loss",
+    "create_brain_model", "embed", "focal_loss", "info_nce", "load_checkpoint", "save_checkpoint",
+    "stage1_loss",
+]
 
 
 def __getattr__(name: str):

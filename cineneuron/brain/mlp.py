@@ -40,7 +40,7 @@ def subject_key(subject: str) -> str:
 def subject_modules(subjects: dict, make) -> nn.ModuleDict:
     """One module per subject, built by make(n_tr, n_voxels); refuses ids that collide as keys."""
     keys = {}
-    for sid, spec in subjects.items():
+    for sid in subjects:
         key = subject_key(sid)
         if key in keys:
             raise CNError(f"subject ids {keys[key]!r} and {sid!r} collide; rename one of them")

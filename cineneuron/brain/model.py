@@ -48,7 +48,7 @@ class TargetDims(BaseModel):
     n_frames: int = Field(gt=0, description="frames per clip in the image target")
 
     @classmethod
-    def from_preset(cls, preset) -> "TargetDims":
+    def from_preset(cls, preset) -> TargetDims:
         """Dims of a `cineneuron.schemas.presets.Preset`."""
         d = preset.dims()
         return cls(img=d["image"], txt=d["text"], act=d["action"], n_frames=preset.frames.n)

@@ -51,7 +51,7 @@ class RidgeBaseline(BaseEstimator):
     def _scale(self, x: np.ndarray) -> np.ndarray:
         return (x - self.x_mean_) / self.x_scale_ if self.standardize else x  # (N, F)
 
-    def fit(self, voxels, targets: dict[str, np.ndarray]) -> "RidgeBaseline":
+    def fit(self, voxels, targets: dict[str, np.ndarray]) -> RidgeBaseline:
         x = _flatten(voxels)  # (N, F)
         targets = dict(targets)
         if "img_frames" in targets:

@@ -150,7 +150,7 @@ class Stage1Trainer:
         missing = [k for k in need if k not in batch]
         if missing:
             raise CNError(f"training batch lacks {', '.join(missing)}; the data source must give {', '.join(need)}")
-        to = lambda k: torch.as_tensor(batch[k]).to(self.device, torch.float32)  # noqa: E731
+        to = lambda k: torch.as_tensor(batch[k]).to(self.device, torch.float32)
         out = {"img": self.model.pool_image_targets(to("img_frames")), "txt": to("txt")}  # img (B, d_img)
         if self.weights.use_action:
             out["act"] = to("act")
@@ -178,7 +178,7 @@ class Stage1Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.step += 1
-        return {"step": self.step, "epoch": self.epoch, "lr": lr, **{k: float(v) for k, v in losses.items()}}
+        return {"step": self.step, "epoch": self.epoch, "lr": lr, **{k: float(v.detach()) for k, v in losses.items()}}
 
     # ------------------------------------------------------------ loop
     def _validate(self, val_fn) -> dict:
@@ -195,7 +195,7 @@ class Stage1Trainer:
         val_fn: Callable[[BrainModel], dict] | None = None,
         progress: Callable[[dict], None] | None = None,
         max_steps: int | None = None,
-        checkpoint: Callable[["Stage1Trainer"], None] | None = None,
+        checkpoint: Callable[[Stage1Trainer], None] | None = None,
     ) -> dict:
         """Train until `cfg.total_steps` (or until step `max_steps`, to stop early and resume later).
 

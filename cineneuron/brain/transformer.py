@@ -36,17 +36,17 @@ class TransformerConfig:
     mlp_ratio: float = 4.0
 
     @classmethod
-    def preset(cls, name: str) -> "TransformerConfig":
+    def preset(cls, name: str) -> TransformerConfig:
         if name not in TRANSFORMER_PRESETS:
             raise CNError(f"unknown transformer preset {name!r}; choose one of {', '.join(TRANSFORMER_PRESETS)}")
         return cls(**TRANSFORMER_PRESETS[name])
 
 
 TRANSFORMER_PRESETS = {
-    "toy": dict(n_layers=2, hidden=32, n_heads=4, n_patches=8, token_dim=16, mlp_ratio=2.0),
-    "small": dict(n_layers=4, hidden=256, n_heads=4, n_patches=32, token_dim=256, mlp_ratio=4.0),
+    "toy": {"n_layers": 2, "hidden": 32, "n_heads": 4, "n_patches": 8, "token_dim": 16, "mlp_ratio": 2.0},
+    "small": {"n_layers": 4, "hidden": 256, "n_heads": 4, "n_patches": 32, "token_dim": 256, "mlp_ratio": 4.0},
     # The paper: 24 layers x 2048 hidden x 513 tokens (512 patches + the global token).
-    "paper": dict(n_layers=24, hidden=2048, n_heads=16, n_patches=512, token_dim=2048, mlp_ratio=4.0),
+    "paper": {"n_layers": 24, "hidden": 2048, "n_heads": 16, "n_patches": 512, "token_dim": 2048, "mlp_ratio": 4.0},
 }
 
 

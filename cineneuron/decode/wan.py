@@ -125,23 +125,24 @@ def _check_weights(sub: Path) -> None:
 
 def load_components(model_dir: Path, dtype: str = "fp32") -> dict[str, Any]:
     """Components from a local folder; weights in safetensors only, never a download."""
+    root = _require(Path(model_dir))  # every file is checked before the heavy imports
+    for sub in ("transformer", "vae"):
+        _check_weights(root / sub)
+    sched_cfg = _require(root / "scheduler" / "scheduler_config.json")
     import diffusers
     import torch
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
-    root = _require(Path(model_dir))
-    for sub in ("transformer", "vae"):
-        _check_weights(root / sub)
-    sched_cfg = _require(root / "scheduler" / "scheduler_config.json")
     sched_cls = getattr(diffusers, json.loads(sched_cfg.read_text())["_class_name"])
     kw = dict(use_safetensors=True, local_files_only=True)
-    transformer = WanTransformer3DModel.from_pretrained(root / "transformer", torch_dtype=getattr(torch, _DTYPES[dtype]), **kw)
+    dt = getattr(torch, _DTYPES[dtype])
+    transformer = WanTransformer3DModel.from_pretrained(root / "transformer", torch_dtype=dt, **kw)
     vae = AutoencoderKLWan.from_pretrained(root / "vae", torch_dtype=torch.float32, **kw)  # fp32: bf16 VAE degrades
     scheduler = sched_cls.from_pretrained(root / "scheduler")
     return {"tokenizer": None, "text_encoder": None, "vae": vae, "scheduler": scheduler, "transformer": transformer}
 
 
-def _cast_transformer(transformer, dtype) -> None:
+def cast_transformer(transformer, dtype) -> None:
     """Cast as from_pretrained(torch_dtype=...) does: the modules Wan keeps in fp32 stay fp32."""
     import torch
 
@@ -161,7 +162,7 @@ def build_pipeline(cfg: WanDecoderConfig):
 
     if cfg.toy:
         comps = get_dummy_components(cfg.toy_text_dim, seed=0)
-        _cast_transformer(comps["transformer"], getattr(torch, _DTYPES[cfg.dtype]))
+        cast_transformer(comps["transformer"], getattr(torch, _DTYPES[cfg.dtype]))
     else:
         comps = load_components(cfg.model_dir, cfg.dtype)
     pipe = WanPipeline(**comps).to(cfg.device)

@@ -84,7 +84,9 @@ def _vae_stats(vae, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def encode_latents(vae, video: torch.Tensor, generator: torch.Generator | None = None, sample: bool = True) -> np.ndarray:
+def encode_latents(
+    vae, video: torch.Tensor, generator: torch.Generator | None = None, sample: bool = True
+) -> np.ndarray:
     """video (B, 3, F, H, W) in [-1, 1] -> normalised latents (B, z, (F−1)/4+1, H/8, W/8) float16 numpy.
 
     Normalised as (z − latents_mean) / latents_std from the VAE config; cache these and feed

@@ -38,8 +38,9 @@ def summarize(values, *, variant: str, **meta) -> dict:
     """
     vals = np.asarray(values, dtype=np.float64).ravel()  # (N,)
     n = int(vals.size)
-    mean = float(vals.mean()) if n else float("nan")
-    std = float(vals.std()) if n else float("nan")
+    with np.errstate(invalid="ignore"):  # inf items give a nan std, which is right
+        mean = float(vals.mean()) if n else float("nan")
+        std = float(vals.std()) if n else float("nan")
     return {
         "value": mean,
         "std": std,

@@ -20,8 +20,8 @@ from cineneuron.errors import CNError, StoreMismatchError
 
 # Bump when the feature recipe changes (compression, standardisation, pooling), so that stores
 # made with the old recipe refuse new vectors.
-RECIPE = "log1p(energy/filter_norm) > per-vector z-score > +bias > gaussian projection; v1"
-CHUNK = 32  # clips per matrix product: bounds memory (32 x 16 frames x 64 x 64 is 8 MB)
+RECIPE = "log1p(energy/filter_norm) - 1/f-noise reference > per-vector z-score > +bias > gaussian projection; v1"
+CHUNK = 32  # clips per matrix product: bounds memory (~60 MB of temporaries at 16 x 64 x 64)
 
 
 class _MotenConfig(EncoderConfig):
@@ -43,14 +43,28 @@ class _MotenEncoder(Encoder):
     def _check_config(self) -> None:
         nyquist = self.config.size / 2
         if max(self.config.spatial_frequencies, default=0) >= nyquist:
-            raise CNError(f"{self.name}: spatial_frequencies must stay below {nyquist:g} cycles per image at size {self.config.size}")
+            raise CNError(f"{self.name}: spatial_frequencies must stay below {nyquist:g} cycles per image "
+                          f"at size {self.config.size}")
 
-    def _pyramid(self):
+    def _pyramid_key(self) -> tuple:
         raise NotImplementedError
 
     @cached_property
     def bank(self) -> gabor.GaborBank:
-        return gabor.make_bank(self._pyramid())
+        return _cached(("bank", self._pyramid_key()), lambda: gabor.make_bank(self._pyramid()))
+
+    @cached_property
+    def reference(self) -> np.ndarray:
+        """(F,) fixed centre of the compressed features (see gabor.reference_profile)."""
+        return _cached(("reference", self._pyramid_key()), lambda: gabor.reference_profile(self.bank))
+
+    def _pyramid(self):
+        return _cached(("pyramid", self._pyramid_key()), lambda: _make_pyramid(self._pyramid_key()))
+
+    def _features_to_vectors(self, energy: np.ndarray) -> np.ndarray:
+        """(..., F) energies -> (..., dim) float32 vectors."""
+        x = gabor.compress(energy, self.bank.norm) - self.reference  # (..., F)
+        return gabor.project(x, self.projection)  # (..., dim)
 
     @property
     def in_dim(self) -> int:
@@ -72,13 +86,18 @@ class _MotenEncoder(Encoder):
         stored = self._stored()
         if stored is None:
             return gabor.projection_matrix(self.config.seed, self.in_dim, self.dim)
-        if stored.get("seed") != self.config.seed:
-            raise StoreMismatchError(f"{self.name}: the store was made with projection seed {stored.get('seed')}, the preset says {self.config.seed}; use the store's preset")
-        if stored.get("in_dim") != self.in_dim or stored.get("dim") != self.dim:
-            raise StoreMismatchError(f"{self.name}: the store's projection maps {stored.get('in_dim')} -> {stored.get('dim')} features, this pyramid gives {self.in_dim} -> {self.dim}; use the store's preset and pymoten {stored.get('pymoten')}")
-        matrix = gabor.projection_matrix(stored["seed"], stored["in_dim"], stored["dim"])
+        seed, in_dim, dim = stored.get("seed"), stored.get("in_dim"), stored.get("dim")
+        if seed != self.config.seed:
+            raise StoreMismatchError(f"{self.name}: the store was made with projection seed {seed}, "
+                                     f"the preset says {self.config.seed}; use the store's preset")
+        if (in_dim, dim) != (self.in_dim, self.dim):
+            raise StoreMismatchError(f"{self.name}: the store projects {in_dim} -> {dim} features, this pyramid "
+                                     f"{self.in_dim} -> {self.dim}; use the store's preset and pymoten "
+                                     f"{stored.get('pymoten')}")
+        matrix = gabor.projection_matrix(seed, in_dim, dim)
         if gabor.matrix_hash(matrix) != stored.get("projection_sha256"):
-            raise StoreMismatchError(f"{self.name}: this numpy no longer reproduces the store's projection (hash {stored.get('projection_sha256')}); use the numpy the store was made with")
+            raise StoreMismatchError(f"{self.name}: this numpy does not reproduce the store's projection (hash "
+                                     f"{stored.get('projection_sha256')}); use the numpy the store was made with")
         return matrix
 
     def init_store_meta(self) -> dict:
@@ -94,7 +113,7 @@ class _MotenEncoder(Encoder):
         }}
 
     def build(self) -> "_MotenEncoder":
-        _ = self.bank, self.projection  # build filters now; a store mismatch fails here
+        _ = self.bank, self.reference, self.projection  # build now; a store mismatch fails here
         return self
 
     def identity(self) -> dict:
@@ -111,10 +130,12 @@ class _MotenEncoder(Encoder):
 
     # -- frames in ---------------------------------------------------------------------------
 
-    def _luminance(self, frames: np.ndarray) -> np.ndarray:
-        """(B, T, H, W, 3) uint8 -> (B, T, size, size) float32 luminance, resized if needed."""
+    def _check_frames(self, frames: np.ndarray) -> None:
         if frames.ndim != 5 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise CNError(f"{self.name} takes uint8 frames (clips, frames, H, W, 3); got {frames.dtype} {frames.shape}")
+
+    def _luminance(self, frames: np.ndarray) -> np.ndarray:
+        """(B, T, H, W, 3) uint8 -> (B, T, size, size) float32 luminance, resized if needed."""
         s = self.config.size
         if frames.shape[2:4] != (s, s):
             frames = gabor.resize_frames(frames, s)
@@ -122,6 +143,7 @@ class _MotenEncoder(Encoder):
 
     def _energy(self, frames: np.ndarray, reduce) -> np.ndarray:
         """Filter energies of clips in chunks; `reduce` maps (b, T, F) -> (b, ...) per chunk."""
+        self._check_frames(frames)
         outs = [reduce(gabor.filter_energy(self.bank, self._luminance(frames[i:i + CHUNK])))
                 for i in range(0, len(frames), CHUNK)]
         if not outs:  # no clips
@@ -138,17 +160,16 @@ class MotenStatic(_MotenEncoder):
     class Config(_MotenConfig):
         orientations: list[float] = Field([0, 45, 90, 135], description="Gabor orientations in degrees (0-180)")
 
-    def _pyramid(self):
+    def _pyramid_key(self) -> tuple:
         c = self.config
-        return _cached_pyramid(("static", c.size, tuple(c.spatial_frequencies), tuple(c.orientations), c.filter_spacing))
+        return ("static", c.size, tuple(c.spatial_frequencies), tuple(c.orientations), c.filter_spacing)
 
     def features(self, frames: np.ndarray) -> np.ndarray:
         """Raw filter energies, before compression and projection: (B, T, n_filters)."""
         return self._energy(frames, lambda e: e)
 
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
-        energy = self.features(frames)  # (B, T, F)
-        return gabor.project(gabor.compress(energy, self.bank.norm), self.projection)  # (B, T, dim)
+        return self._features_to_vectors(self.features(frames))  # (B, T, F) -> (B, T, dim)
 
 
 @register("moten-motion")
@@ -169,10 +190,10 @@ class MotenMotion(_MotenEncoder):
         if max(self.config.temporal_frequencies, default=0) >= self.config.fps / 2:
             raise CNError(f"{self.name}: temporal_frequencies must stay below fps / 2 = {self.config.fps / 2:g} Hz")
 
-    def _pyramid(self):
+    def _pyramid_key(self) -> tuple:
         c = self.config
-        return _cached_pyramid(("motion", c.size, c.fps, tuple(c.spatial_frequencies), tuple(c.directions),
-                                tuple(c.temporal_frequencies), c.filter_spacing))
+        return ("motion", c.size, c.fps, tuple(c.spatial_frequencies), tuple(c.directions),
+                tuple(c.temporal_frequencies), c.filter_spacing)
 
     def features(self, frames: np.ndarray) -> np.ndarray:
         """Filter energies averaged over the frames whose whole filter fits in the clip: (B, F).
@@ -185,21 +206,24 @@ class MotenMotion(_MotenEncoder):
         return self._energy(frames, pool)
 
     def encode_video(self, frames: np.ndarray) -> np.ndarray:
-        pooled = self.features(frames)  # (B, F)
-        return gabor.project(gabor.compress(pooled, self.bank.norm), self.projection)  # (B, dim)
+        return self._features_to_vectors(self.features(frames))  # (B, F) -> (B, dim)
 
 
-_PYRAMIDS: dict[tuple, object] = {}
+# Pyramids, banks and references are pure functions of the pyramid parameters; keep them for
+# the process (the motion bank is ~45 MB at 64 px and takes ~0.1 s), shared by every encoder with those parameters.
+_CACHE: dict[tuple, object] = {}
 
 
-def _cached_pyramid(key: tuple):
-    """Pyramids are pure functions of their parameters; building one takes ~10 ms, keep it."""
-    if key not in _PYRAMIDS:
-        kind, size, *rest = key
-        if kind == "static":
-            sf, ori, spacing = rest
-            _PYRAMIDS[key] = gabor.static_pyramid(size, sf, ori, spacing)
-        else:
-            fps, sf, dirs, tf, spacing = rest
-            _PYRAMIDS[key] = gabor.motion_pyramid(size, fps, sf, dirs, tf, spacing)
-    return _PYRAMIDS[key]
+def _cached(key: tuple, make):
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def _make_pyramid(key: tuple):
+    kind, size, *rest = key
+    if kind == "static":
+        sf, orientations, spacing = rest
+        return gabor.static_pyramid(size, sf, orientations, spacing)
+    fps, sf, directions, tf, spacing = rest
+    return gabor.motion_pyramid(size, fps, sf, directions, tf, spacing)

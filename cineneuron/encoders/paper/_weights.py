@@ -2,7 +2,7 @@
 
 `require()` turns a missing file into a one-line `MissingWeightsError` that names the path and
 the file the config expected, so `check_weights()` fails before any model is built.
-`sha256_files()` hashes weight files; each file's digest is cached by (path, size, mtime, inode)
+`sha256_files()` hashes weight files; each file's digest is cached by (path, size, mtime, ctime, inode)
 in memory and in a small JSON file, because hashing a multi-GB checkpoint takes many seconds and
 `identity()` is asked for on every ingest.
 """
@@ -20,7 +20,7 @@ from cineneuron.errors import MissingWeightsError
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".npz")
 CONFIG_SUFFIXES = (".json", ".model", ".txt", ".gz")
 
-_MEMO: dict[tuple, str] = {}  # (abs path, size, mtime_ns, inode) -> sha256 hex
+_MEMO: dict[tuple, str] = {}  # (abs path, size, mtime_ns, ctime_ns, inode) -> sha256 hex
 
 
 def require(path: Path, expected: str, *, kind: str = "file") -> Path:
@@ -79,7 +79,7 @@ def _cache_file() -> Path:
 
 def _key(path: Path) -> tuple:
     st = path.stat()
-    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def _load_disk() -> dict:

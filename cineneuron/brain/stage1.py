@@ -1,0 +1,147 @@
+"""`cn train --stage 1`: the Brain Model trained straight from the store.
+
+It streams fMRI from the store, pairs each sample with its clip's targets, validates on the
+test split (averaged repeats) beside a closed-form ridge baseline, and writes a checkpoint
+(safetensors + JSON), the resolved config and a catalog run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from cineneuron.brain.data import StoreBatches, load_split, load_targets, sample_clip_ids
+from cineneuron.brain.evaluate import evaluate
+from cineneuron.config import RootConfig, save_config
+from cineneuron.errors import CNError
+from cineneuron.runs import check_compatible, checkpoint_extra, resolve_dataset, run_dir
+
+
+@dataclass
+class Stage1Result:
+    run_dir: str
+    metrics: dict
+    ridge: dict
+    seconds: float
+    steps: int
+    samples_per_s: float
+
+
+def brain_config(store, cfg: RootConfig, subject: str, n_tr: int, n_voxels: int):
+    from cineneuron.brain.mlp import MLPConfig
+    from cineneuron.brain.model import BrainModelConfig, SubjectSpec, TargetDims
+    from cineneuron.brain.transformer import TransformerConfig
+
+    b = cfg.brain
+    tcfg = (TransformerConfig.preset(b.preset) if b.preset else
+            TransformerConfig(hidden=b.hidden, n_layers=b.n_blocks, n_heads=b.n_heads, n_patches=b.n_tokens, token_dim=b.d_f))
+    return BrainModelConfig(
+        backbone=b.backbone, subjects={str(subject): SubjectSpec(n_tr=n_tr, n_voxels=n_voxels)},
+        targets=TargetDims.from_preset(store.preset),
+        mlp=MLPConfig(hidden=b.hidden, n_blocks=b.n_blocks, n_tokens=b.n_tokens, token_dim=b.d_f),
+        transformer=tcfg, dropout=b.dropout)
+
+
+def trainer_config(cfg: RootConfig, steps_per_epoch: int, epochs: int | None = None, lr: float | None = None):
+    from cineneuron.brain.train import TrainConfig
+
+    t = cfg.train
+    return TrainConfig(
+        lr=lr or t.lr, weight_decay=t.weight_decay, epochs=epochs or t.epochs, steps_per_epoch=steps_per_epoch,
+        batch_size=t.batch_size, pct_start=t.pct_start, temperature=t.temperature, lambda_act=t.lambda_act,
+        lambda_cls=t.lambda_cls, use_action=t.use_action, use_cls=t.use_cls, focal_gamma=t.focal_gamma,
+        focal_alpha=t.focal_alpha, seed=t.seed, device=t.device, val_every=0)
+
+
+def test_targets(targets, clip_ids: list[str]) -> dict[str, np.ndarray]:
+    t = targets.take(clip_ids)
+    frames = t["img_frames"]
+    img = frames.mean(axis=1)  # the stored `img` is this pooled vector, normalised
+    return {"img": img, "txt": t["txt"], "act": t["act"], "label_vec": t["label_vec"], "mix": t["mix"]}
+
+
+def predict(model, voxels: np.ndarray, subject: str) -> dict[str, np.ndarray]:
+    from cineneuron.brain.train import embed
+
+    return {k: v.numpy() for k, v in embed(model, voxels, subject).items()}
+
+
+def ridge_baseline(train: dict, targets, test: dict, seed: int = 0) -> tuple[dict, object]:
+    from cineneuron.brain.ridge import RidgeBaseline
+
+    tt = targets.take(train["clip_id"])
+    ridge = RidgeBaseline().fit(train["voxels"], {"img": tt["img_frames"].mean(1), "txt": tt["txt"], "act": tt["act"]})
+    preds = ridge.predict(test["voxels"])
+    return evaluate(preds, test_targets(targets, test["clip_id"]), seed), ridge
+
+
+def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, resume: bool = False,
+                 progress=None, with_ridge: bool = True) -> Stage1Result:
+    import torch
+
+    from cineneuron.brain.model import create_brain_model, load_checkpoint, save_checkpoint
+    from cineneuron.brain.train import Stage1Trainer
+
+    t0 = time.perf_counter()
+    subject = str(subject)
+    dataset = resolve_dataset(store, subject, dataset)
+    sub = store.catalog.subject(dataset, subject)
+    out = run_dir(store, dataset, subject, 1, cfg.train.runs_dir)
+    train_ids = sample_clip_ids(store, dataset, subject, "train")
+    if not train_ids:
+        raise CNError(f"subject {subject} of {dataset} has no training samples; ingest them first")
+    test = load_split(store, dataset, subject, "test", where="repeat = -1")
+    targets = load_targets(store, train_ids + test["clip_id"])
+    batches = StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
+    steps_per_epoch = batches.n_batches(0)
+
+    if resume and (out / "model.safetensors").exists():
+        model, mcfg, extra = load_checkpoint(out)
+        check_compatible(store, extra, dataset, subject)
+    else:
+        mcfg = brain_config(store, cfg, subject, sub.n_tr, sub.n_voxels)
+        model = create_brain_model(mcfg, seed=cfg.train.seed)
+    trainer = Stage1Trainer(model, trainer_config(cfg, steps_per_epoch))
+    if resume and (out / "trainer_state.json").exists():
+        trainer.load_state(out)
+
+    tt = test_targets(targets, test["clip_id"]) if test["clip_id"] else None
+
+    def val_fn(m):
+        if tt is None:
+            return {}
+        return evaluate(predict(m, test["voxels"], subject), tt, cfg.train.seed)
+
+    def save(tr):
+        extra = checkpoint_extra(store, dataset, subject, stage=1, step=tr.step, epoch=tr.epoch)
+        save_checkpoint(out, tr.model, mcfg, extra)
+        tr.save_state(out)
+        save_config(cfg, out)
+
+    torch.manual_seed(cfg.train.seed)
+    n_seen = 0
+
+    def on_step(m):
+        nonlocal n_seen
+        n_seen += cfg.train.batch_size
+        if progress:
+            progress(1, trainer.cfg.total_steps, f"loss {m['loss']:.3f}")
+
+    if progress:
+        progress(trainer.step, trainer.cfg.total_steps)
+    t_train = time.perf_counter()
+    res = trainer.fit(batches, val_fn=val_fn, progress=on_step, checkpoint=save)
+    train_s = time.perf_counter() - t_train
+    metrics = dict(res["val"])
+    metrics.update({f"train_{k}": v for k, v in res["train"].items() if isinstance(v, float)})
+    ridge = {}
+    if with_ridge and tt is not None:
+        train_all = load_split(store, dataset, subject, "train")
+        ridge, _ = ridge_baseline(train_all, targets, test, cfg.train.seed)
+    store.catalog.add_run(stage=1, subject=subject, dataset=dataset, config=cfg.model_dump(),
+                          metrics={"model": metrics, "ridge": ridge}, checkpoint=str(out), store_version=store.version)
+    return Stage1Result(str(out), metrics, ridge, time.perf_counter() - t0, res["step"],
+                        n_seen / train_s if train_s else 0.0)
+

@@ -1,0 +1,124 @@
+"""Mixture-of-Memories retrieval (DESIGN section 1, stage 2).
+
+The router maps the fMRI embedding F to weights w = (w_t, w_i, w_a). Because every term of the
+mixture score is a cosine,
+
+    s_j = w_t cos(q_t, T_j) + w_i cos(q_i, I_j) + w_a cos(q_a, A_j) = < [w_t q̂_t, w_i q̂_i, w_a q̂_a], mix_j >
+
+so retrieval is one maximum-inner-product search over the store's `mix` column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as Fn
+
+MODS = ("txt", "img", "act")  # the order of `mix`
+
+
+class Router(nn.Module):
+    """Linear + softmax over (w_t, w_i, w_a) from the mean-pooled fMRI embedding."""
+
+    def __init__(self, d_f: int):
+        super().__init__()
+        self.proj = nn.Linear(d_f, 3)
+        nn.init.zeros_(self.proj.weight)  # start from equal weights: the plain sum of cosines
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, F: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.proj(F.mean(dim=1)), dim=-1)  # (B, L, D_f) -> (B, 3)
+
+
+def query_vector(txt: torch.Tensor, img: torch.Tensor, act: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """[w_t q̂_t, w_i q̂_i, w_a q̂_a]: (B, d_t + d_i + d_a)."""
+    parts = [Fn.normalize(x, dim=-1) * w[:, i:i + 1] for i, x in enumerate((txt, img, act))]
+    return torch.cat(parts, dim=-1)
+
+
+def router_infonce(q: torch.Tensor, pool_mix: torch.Tensor, positive: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE over mixture scores against the pool; the positive is the sample's own clip row.
+
+    q: (B, d_mix), pool_mix: (N, d_mix), positive: (B,) row indices into the pool.
+    """
+    scores = q @ pool_mix.T  # (B, N) mixture scores
+    return Fn.cross_entropy(scores / temperature, positive)
+
+
+@dataclass
+class Memory:
+    clip_id: str
+    source: str
+    caption: str
+    score: float  # mixture score
+    cos_txt: float
+    cos_img: float
+    cos_act: float
+    labels: list[str]
+    video: str
+    start_s: float
+    end_s: float
+
+
+@dataclass
+class QueryResult:
+    sample: str
+    weights: dict[str, float]  # router weights
+    memories: list[Memory]  # best first
+
+    def to_dict(self) -> dict:
+        return {"sample": self.sample, "weights": self.weights, "memories": [asdict(m) for m in self.memories]}
+
+
+def split_mix(mix: np.ndarray, dims: dict[str, int]) -> list[np.ndarray]:
+    a, b = dims["text"], dims["text"] + dims["image"]
+    return [mix[..., :a], mix[..., a:b], mix[..., b:]]
+
+
+def retrieve(store, preds: dict[str, np.ndarray], k: int, *, where: str | None = None,
+             exclude: list[list[str]] | None = None, exact: bool | None = None,
+             sample_names: list[str] | None = None) -> list[QueryResult]:
+    """preds: numpy `txt`, `img`, `act` head outputs (B, d) and router `w` (B, 3)."""
+    with torch.no_grad():
+        q = query_vector(*(torch.as_tensor(preds[m]) for m in MODS), torch.as_tensor(preds["w"])).numpy()
+    res = store.search_mix(q, k, where=where, exclude=exclude, exact=exact)
+    ids = sorted({c for row in res.clip_ids for c in row if c})
+    rows = store.get_clips(ids, ["source", "caption", "mix", "labels", "video", "start_s", "end_s"]).to_pylist() if ids else []
+    by_id = {r["clip_id"]: r for r in rows}
+    qs = [Fn.normalize(torch.as_tensor(preds[m]), dim=-1).numpy() for m in MODS]
+    out = []
+    for b, row in enumerate(res.clip_ids):
+        mems = []
+        for j, cid in enumerate(row):
+            if not cid:
+                continue
+            r = by_id[cid]
+            parts = split_mix(np.asarray(r["mix"], dtype=np.float32), store.dims)
+            cos = [float(qs[m][b] @ parts[m]) for m in range(3)]
+            mems.append(Memory(cid, r["source"], r["caption"], float(res.scores[b, j]), *cos, r["labels"],
+                               r["video"], r["start_s"], r["end_s"]))
+        w = preds["w"][b]
+        out.append(QueryResult(sample_names[b] if sample_names else str(b),
+                               {"txt": float(w[0]), "img": float(w[1]), "act": float(w[2])}, mems))
+    return out
+
+
+def overlapping_ids(store, clip_ids: list[str]) -> list[list[str]]:
+    """For each clip, itself plus the clips overlapping it in time in the same source video.
+
+    Used while training stage 2, so the model learns from neighbours, as it must at test time.
+    """
+    meta = store.clips.to_lance().to_table(columns=["clip_id", "source", "video", "start_s", "end_s"]).to_pylist()
+    by_video: dict[tuple[str, str], list[dict]] = {}
+    for r in meta:
+        by_video.setdefault((r["source"], r["video"]), []).append(r)
+    me = {r["clip_id"]: r for r in meta}
+    out = []
+    for cid in clip_ids:
+        r = me[cid]
+        out.append([o["clip_id"] for o in by_video[(r["source"], r["video"])]
+                    if o["start_s"] < r["end_s"] and o["end_s"] > r["start_s"]])
+    return out

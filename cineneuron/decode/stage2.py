@@ -1,0 +1,128 @@
+"""`cn train --stage 2` with the replay decoder: the router, trained on top of stage 1.
+
+Loss = the stage-1 losses + lambda_router * InfoNCE over mixture scores, whose positive is the
+sample's own clip in the pool of training memories. The backbone and heads keep learning; the
+router learns, per query, which space (text, image, action) to trust. The fusion module and the
+generator's LoRA plug in here for `--decoder wan` (see `cineneuron.decode.wan_train`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cineneuron.brain.data import StoreBatches, load_targets, sample_clip_ids
+from cineneuron.config import RootConfig, save_config
+from cineneuron.decode.mom import Router, query_vector, router_infonce
+from cineneuron.errors import CNError
+from cineneuron.runs import check_compatible, checkpoint_extra, resolve_dataset, run_dir
+
+ROUTER_FILE = "router.safetensors"
+
+
+@dataclass
+class Stage2Result:
+    run_dir: str
+    seconds: float
+    steps: int
+    last: dict
+
+
+def save_router(directory: Path, router: Router) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().cpu().contiguous() for k, v in router.state_dict().items()}, str(directory / ROUTER_FILE))
+
+
+def load_mom(directory: Path):
+    """(brain model, router, brain config, extra); a stage-1 checkpoint gets an untrained router."""
+    from safetensors.torch import load_file
+
+    from cineneuron.brain.model import load_checkpoint
+
+    model, mcfg, extra = load_checkpoint(directory)
+    router = Router(_d_f(mcfg))
+    if (Path(directory) / ROUTER_FILE).exists():
+        router.load_state_dict(load_file(str(Path(directory) / ROUTER_FILE)))
+    return model, router.eval(), mcfg, extra
+
+
+def _d_f(mcfg) -> int:
+    return mcfg.mlp.token_dim if mcfg.backbone == "mlp" else mcfg.transformer.token_dim
+
+
+def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, progress=None) -> Stage2Result:
+    from cineneuron.brain.losses import stage1_loss
+    from cineneuron.brain.model import save_checkpoint
+    from cineneuron.brain.stage1 import trainer_config
+
+    t0 = time.perf_counter()
+    subject = str(subject)
+    dataset = resolve_dataset(store, subject, dataset)
+    src = run_dir(store, dataset, subject, 1, cfg.train.runs_dir)
+    if not (src / "model.safetensors").exists():
+        raise CNError(f"stage 2 starts from stage 1; run: cn train --stage 1 --subject {subject}")
+    model, router, mcfg, extra = load_mom(src)
+    check_compatible(store, extra, dataset, subject)
+    train_ids = sample_clip_ids(store, dataset, subject, "train")
+    targets = load_targets(store, train_ids)
+    pool = torch.from_numpy(targets.mix)  # (N, d_mix): the training memories
+    batches = StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size, seed=cfg.train.seed + 1)
+    tc = trainer_config(cfg, batches.n_batches(0), epochs=cfg.train.stage2_epochs, lr=cfg.train.stage2_lr)
+    weights = tc.loss_weights()
+    torch.manual_seed(cfg.train.seed)
+    model.train()
+    router.train()
+    params = list(model.parameters()) + list(router.parameters())
+    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.total_steps, pct_start=tc.pct_start)
+    step, last = 0, {}
+    if progress:
+        progress(0, tc.total_steps)
+    for epoch in range(tc.epochs):
+        for batch in batches(epoch):
+            out = model(batch["voxels"], subject)
+            tgt = {"img": model.pool_image_targets(batch["img_frames"]), "txt": batch["txt"],
+                   "act": batch["act"], "label_vec": batch["label_vec"]}
+            losses = stage1_loss(out, tgt, weights)
+            w = router(out["F"])  # (B, 3)
+            q = query_vector(out["txt"], out["img"], out["act"], w)  # (B, d_mix)
+            l_router = router_infonce(q, pool, batch["clip_row"], cfg.train.temperature)
+            loss = losses["loss"] + cfg.train.lambda_router * l_router
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            last = {"loss": float(loss), "router": float(l_router), "w_spread": float(w.std(0).mean())}
+            if progress:
+                progress(1, tc.total_steps, f"loss {last['loss']:.3f} router {last['router']:.3f}")
+    out_dir = run_dir(store, dataset, subject, 2, cfg.train.runs_dir)
+    model.eval()
+    save_checkpoint(out_dir, model, mcfg, checkpoint_extra(store, dataset, subject, stage=2, step=step))
+    save_router(out_dir, router)
+    save_config(cfg, out_dir)
+    store.catalog.add_run(stage=2, subject=subject, dataset=dataset, config=cfg.model_dump(), metrics=last,
+                          checkpoint=str(out_dir), store_version=store.version)
+    return Stage2Result(str(out_dir), time.perf_counter() - t0, step, last)
+
+
+def predict_mom(model, router, voxels: np.ndarray, subject: str, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Head outputs (unit vectors), class probabilities and router weights for a batch of fMRI."""
+    parts: dict[str, list] = {k: [] for k in ("txt", "img", "act", "w", "cls_probs")}
+    model.eval()
+    router.eval()
+    with torch.no_grad():
+        x = torch.as_tensor(voxels, dtype=torch.float32)
+        for i in range(0, len(x), batch_size):
+            out = model(x[i:i + batch_size], subject)
+            for k in ("txt", "img", "act"):
+                parts[k].append(torch.nn.functional.normalize(out[k], dim=-1).numpy())
+            parts["w"].append(router(out["F"]).numpy())
+            parts["cls_probs"].append(torch.sigmoid(out["cls_logits"]).numpy())
+    return {k: np.concatenate(v) for k, v in parts.items()}

@@ -1,0 +1,193 @@
+"""`cn ingest`: decode, encode and write clips from any source into the store.
+
+Decoding runs in a background thread (each file in its own guarded reader) while the main
+thread encodes and writes, so the slower stage sets the pace. Resuming is free: clips whose id
+is already stored are skipped, so an interrupted ingest continues where it stopped, and a write
+is one merge-insert per batch, so nothing is ever half-written.
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cineneuron.errors import EXIT_PARTIAL, CNError
+from cineneuron.schemas.records import ClipSpec
+from cineneuron.store import EncodedClip, Store
+
+
+@dataclass
+class IngestOptions:
+    limit: int | None = None
+    batch_size: int = 16
+    backend: str = "decord"
+    timeout_s: float = 120.0
+    preview_frames: int = 8
+    force: bool = False  # re-encode clips already stored (updates their rows)
+
+
+@dataclass
+class IngestReport:
+    job_id: int
+    source: str
+    n_total: int = 0
+    n_ok: int = 0
+    n_failed: int = 0
+    n_skipped: int = 0
+    unlabelled: list[str] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    version: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.n_failed == 0 else EXIT_PARTIAL
+
+    def summary(self) -> str:
+        rate = self.n_ok / self.seconds if self.seconds else 0.0
+        line = (f"ingest {self.source}: {self.n_ok} clips stored, {self.n_skipped} already present, "
+                f"{self.n_failed} failed, {len(self.unlabelled)} without labels, {self.seconds:.1f} s ({rate:.1f} clips/s), "
+                f"store version {self.version}")
+        if self.n_failed:
+            line += f"; reasons: cn pool jobs --job {self.job_id}"
+        return line
+
+
+def _jpeg(frames: np.ndarray, n: int) -> list[bytes]:
+    from PIL import Image
+
+    idx = np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int)
+    out = []
+    for f in frames[idx]:
+        buf = io.BytesIO()
+        Image.fromarray(f).save(buf, format="JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def _by_video(specs: list[ClipSpec]) -> dict[str, list[ClipSpec]]:
+    groups: dict[str, list[ClipSpec]] = defaultdict(list)
+    for s in specs:
+        groups[s.video_uri].append(s)
+    return groups
+
+
+def _decode_worker(groups, n_frames, size, opts, out: queue.Queue, stop: threading.Event) -> None:
+    from cineneuron.sources.video import read_clip_frames
+
+    for uri, specs in groups.items():
+        if stop.is_set():
+            break
+        try:
+            frames = read_clip_frames(uri, [(s.start_s, s.end_s) for s in specs], n_frames, size,
+                                      backend=opts.backend, timeout_s=opts.timeout_s)
+            out.put((specs, frames, None))
+        except CNError as e:  # VideoReadError: this file fails, the run goes on
+            out.put((specs, None, str(e)))
+        except Exception as e:  # noqa: BLE001 - a decoder bug must not kill the run either
+            out.put((specs, None, f"{type(e).__name__}: {e}"))
+    out.put(None)
+
+
+def _batches(q: queue.Queue, report: IngestReport, batch_size: int) -> Iterator[list[tuple[ClipSpec, np.ndarray]]]:
+    pending: list[tuple[ClipSpec, np.ndarray]] = []
+    while (item := q.get()) is not None:
+        specs, frames, err = item
+        if err is not None:
+            report.n_failed += len(specs)
+            report.errors += [{"item": f"{s.video}@{s.start_s:g}-{s.end_s:g}", "reason": err} for s in specs]
+            continue
+        pending += list(zip(specs, frames))
+        while len(pending) >= batch_size:
+            yield pending[:batch_size]
+            pending = pending[batch_size:]
+    if pending:
+        yield pending
+
+
+def encode_batch(encoders, items: list[tuple[ClipSpec, np.ndarray]], preview_frames: int) -> tuple[list[EncodedClip], list[str]]:
+    """Encode a batch of decoded clips; returns the rows and the ids of clips with no labels."""
+    from cineneuron.labels import labels_from_caption
+
+    specs = [s for s, _ in items]
+    frames = np.stack([f for _, f in items])  # (B, T, S, S, 3) uint8
+    captions = [s.caption or "" for s in specs]
+    img_frames = encoders.image.encode_frames(frames)  # (B, T, d_img)
+    act = encoders.action.encode_video(frames)  # (B, d_act)
+    txt = encoders.text.encode_text(captions)  # (B, d_txt)
+    cond = encoders.cond.encode_cond(captions)  # B x (L_i, d_cond)
+    rows, unlabelled = [], []
+    for i, s in enumerate(specs):
+        labels = s.labels if s.labels is not None else labels_from_caption(captions[i])
+        if not labels:
+            unlabelled.append(s.clip_id)
+        rows.append(EncodedClip(
+            clip_id=s.clip_id, source=s.source, video=s.video, video_uri=s.video_uri,
+            start_s=s.start_s, end_s=s.end_s, split=s.split, caption=captions[i], labels=list(labels),
+            img_frames=img_frames[i], txt=txt[i], act=act[i], cond=cond[i],
+            frames=_jpeg(frames[i], preview_frames), factors=s.factors))
+    return rows, unlabelled
+
+
+def prepare_encoders(store: Store):
+    """The store's own encoders, checked against the identity recorded at creation."""
+    encoders = store.encoders()
+    encoders.check_weights()  # a missing file fails here, before any work
+    store.check_identity({m: e.identity() for m, e in encoders.items()})
+    encoders.build()
+    if store.get_meta("empty_cond")[0] is None and hasattr(encoders.cond, "encode_empty"):
+        empty = np.asarray(encoders.cond.encode_empty(), dtype=np.float16)
+        store.set_meta("empty_cond", f'{{"shape": {list(empty.shape)}}}', empty.tobytes())
+    return encoders
+
+
+def ingest_clips(store: Store, source, opts: IngestOptions,
+                 progress: Callable[[int, int], None] | None = None) -> IngestReport:
+    """Ingest every clip a source offers. progress(advance, total) is called per clip handled."""
+    t0 = time.perf_counter()
+    specs = list(source.clips())
+    if opts.limit is not None:
+        specs = specs[: opts.limit]
+    job = store.catalog.start_job(source.name, str(source.root), "clips", len(specs))
+    report = IngestReport(job_id=job, source=source.name, n_total=len(specs))
+    have = set() if opts.force else store.existing_ids([s.clip_id for s in specs])
+    todo = [s for s in specs if s.clip_id not in have]
+    report.n_skipped = len(specs) - len(todo)
+    if progress:
+        progress(report.n_skipped, len(specs))
+    try:
+        if todo:
+            encoders = prepare_encoders(store)
+            q: queue.Queue = queue.Queue(maxsize=4)
+            stop = threading.Event()
+            worker = threading.Thread(target=_decode_worker, daemon=True,
+                                      args=(_by_video(todo), store.n_frames, store.preset.frames.size, opts, q, stop))
+            worker.start()
+            try:
+                failed_before = 0
+                for batch in _batches(q, report, opts.batch_size):
+                    rows, unlabelled = encode_batch(encoders, batch, opts.preview_frames)
+                    store.upsert_clips(rows)
+                    report.n_ok += len(rows)
+                    report.unlabelled += unlabelled
+                    if progress:
+                        progress(len(rows) + report.n_failed - failed_before, len(specs))
+                    failed_before = report.n_failed
+            finally:
+                stop.set()
+            if progress and report.n_failed - failed_before:
+                progress(report.n_failed - failed_before, len(specs))
+            store.optimize()
+    finally:
+        report.seconds = time.perf_counter() - t0
+        report.version = store.version
+        store.catalog.finish_job(job, n_ok=report.n_ok, n_failed=report.n_failed, n_skipped=report.n_skipped,
+                                 errors=report.errors, store_version=report.version)
+    return report

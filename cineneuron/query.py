@@ -1,0 +1,80 @@
+"""`cn query --fmri`: fMRI -> Brain Model -> Mixture-of-Memories -> decoder -> video.
+
+The JSON it returns is the stable output of `cn query --json` (documented in the README):
+{"subject", "dataset", "checkpoint", "store_version", "decoder", "top_k", "where",
+ "queries": [{"sample", "weights": {"txt", "img", "act"},
+              "memories": [{"clip_id", "source", "caption", "score", "cos_txt", "cos_img", "cos_act",
+                            "labels", "video", "start_s", "end_s"}], "video": path or null}]}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cineneuron.config import RootConfig
+from cineneuron.decode.inputs import load_fmri_file
+from cineneuron.runs import check_compatible, latest_checkpoint, resolve_dataset
+
+
+def pool_where(cfg: RootConfig, where: str | None) -> str | None:
+    parts = [p for p in (cfg.decode.pool_filter, where) if p]
+    return " AND ".join(f"({p})" for p in parts) or None
+
+
+class Reconstructor:
+    """A trained subject's model plus its store: fMRI in, memories and videos out."""
+
+    def __init__(self, store, cfg: RootConfig, subject: str, dataset: str | None = None, checkpoint: str | None = None):
+        from cineneuron.decode.stage2 import load_mom
+
+        self.store, self.cfg, self.subject = store, cfg, str(subject)
+        self.dataset = resolve_dataset(store, self.subject, dataset)
+        self.checkpoint = Path(checkpoint) if checkpoint else latest_checkpoint(store, self.dataset, self.subject, base=cfg.train.runs_dir)
+        self.model, self.router, self.mcfg, extra = load_mom(self.checkpoint)
+        check_compatible(store, extra, self.dataset, self.subject)
+        self.sub = store.catalog.subject(self.dataset, self.subject)
+
+    def load(self, path: str | Path) -> np.ndarray:
+        mask = self.store.subject_mask(self.dataset, self.subject)
+        return load_fmri_file(path, self.sub.n_tr, self.sub.n_voxels, mask)
+
+    def predict(self, voxels: np.ndarray) -> dict[str, np.ndarray]:
+        from cineneuron.decode.stage2 import predict_mom
+
+        return predict_mom(self.model, self.router, voxels, self.subject)
+
+    def retrieve(self, preds: dict, k: int, where: str | None = None, names: list[str] | None = None,
+                 uniform_router: bool = False, exclude=None):
+        from cineneuron.decode.mom import retrieve
+
+        if uniform_router:
+            preds = {**preds, "w": np.full_like(preds["w"], 1 / 3)}
+        return retrieve(self.store, preds, k, where=pool_where(self.cfg, where), exclude=exclude,
+                        exact=self.cfg.decode.exact, sample_names=names)
+
+
+def run_query(store, cfg: RootConfig, fmri: str, subject: str, *, dataset: str | None = None,
+              out: str | None = None, where: str | None = None) -> dict:
+    from cineneuron.decode.base import create_decoder
+    from cineneuron.decode.video_io import write_mp4
+
+    rec = Reconstructor(store, cfg, subject, dataset)
+    x = rec.load(fmri)
+    names = [f"{Path(fmri).name}[{i}]" for i in range(len(x))]
+    results = rec.retrieve(rec.predict(x), cfg.decode.top_k, where, names)
+    videos: list[str | None] = [None] * len(results)
+    if out:
+        decoder = create_decoder(cfg.decode, store=store, reconstructor=rec)
+        frames = decoder.decode(store, results)
+        outp = Path(out)
+        for i, f in enumerate(frames):
+            p = outp if len(frames) == 1 else outp.with_name(f"{outp.stem}_{i}{outp.suffix or '.mp4'}")
+            videos[i] = str(write_mp4(f, p, cfg.decode.fps))
+    return {
+        "subject": rec.subject, "dataset": rec.dataset, "checkpoint": str(rec.checkpoint),
+        "store_version": store.version, "decoder": cfg.decode.decoder, "top_k": cfg.decode.top_k,
+        "where": pool_where(cfg, where),
+        "queries": [{**r.to_dict(), "video": v} for r, v in zip(results, videos)],
+    }

@@ -169,6 +169,14 @@ def test_viclip_safetensors_conversion_gives_same_output(wdir, clips, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+def test_viclip_bf16_is_close_to_fp32(wdir, clips):
+    path = P.save_viclip(wdir / "ViClip-bf16.pth", seed=7)
+    full = create_encoder("viclip", _cfg_viclip(path), P.EMBED).build()
+    half = create_encoder("viclip", _cfg_viclip(path, precision="bf16"), P.EMBED).build()
+    for a, b in ((full.encode_video(clips), half.encode_video(clips)), (full.encode_text(P.CAPTIONS), half.encode_text(P.CAPTIONS))):
+        assert b.dtype == np.float32 and (a * b).sum(-1).min() > 0.97  # unit vectors: cosine
+
+
 def test_viclip_wrong_arch_is_one_line(wdir):
     path = P.save_viclip(wdir / "ViClip-arch.pth", seed=6)
     arch = dict(P.VICLIP_TOY_ARCH, vision_width=48)

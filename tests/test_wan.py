@@ -18,6 +18,15 @@ F_, H_, W_ = 9, 32, 48  # latents (16, 3, 4, 6)
 LAT = (16, 3, H_ // 8, W_ // 8)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # toy tensors are tiny: one thread avoids oversubscription on the shared 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _cfg(**kw):
     base = dict(toy=True, toy_text_dim=TEXT_DIM, num_frames=F_, height=H_, width=W_, num_inference_steps=2,
                 guidance_scale=3.0, text_len=16, device="cpu", seed=3)  # fmt: skip

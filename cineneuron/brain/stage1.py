@@ -48,18 +48,20 @@ def trainer_config(cfg: RootConfig, steps_per_epoch: int, epochs: int | None = N
     from cineneuron.brain.train import TrainConfig
 
     t = cfg.train
+    every = steps_per_epoch * t.val_every
     return TrainConfig(
         lr=lr or t.lr, weight_decay=t.weight_decay, epochs=epochs or t.epochs, steps_per_epoch=steps_per_epoch,
         batch_size=t.batch_size, pct_start=t.pct_start, temperature=t.temperature, lambda_act=t.lambda_act,
         lambda_cls=t.lambda_cls, use_action=t.use_action, use_cls=t.use_cls, focal_gamma=t.focal_gamma,
-        focal_alpha=t.focal_alpha, seed=t.seed, device=t.device, val_every=0)
+        focal_alpha=t.focal_alpha, seed=t.seed, device=t.device, val_every=every,
+        checkpoint_every=steps_per_epoch)
 
 
 def test_targets(targets, clip_ids: list[str]) -> dict[str, np.ndarray]:
+    from cineneuron.store.rows import pooled_image
+
     t = targets.take(clip_ids)
-    frames = t["img_frames"]
-    img = frames.mean(axis=1)  # the stored `img` is this pooled vector, normalised
-    return {"img": img, "txt": t["txt"], "act": t["act"], "label_vec": t["label_vec"], "mix": t["mix"]}
+    return {"img": pooled_image(t["img_frames"]), "txt": t["txt"], "act": t["act"], "label_vec": t["label_vec"], "mix": t["mix"]}
 
 
 def predict(model, voxels: np.ndarray, subject: str) -> dict[str, np.ndarray]:
@@ -72,7 +74,7 @@ def ridge_baseline(train: dict, targets, test: dict, seed: int = 0) -> tuple[dic
     from cineneuron.brain.ridge import RidgeBaseline
 
     tt = targets.take(train["clip_id"])
-    ridge = RidgeBaseline().fit(train["voxels"], {"img": tt["img_frames"].mean(1), "txt": tt["txt"], "act": tt["act"]})
+    ridge = RidgeBaseline().fit(train["voxels"], {"img_frames": tt["img_frames"], "txt": tt["txt"], "act": tt["act"]})
     preds = ridge.predict(test["voxels"])
     return evaluate(preds, test_targets(targets, test["clip_id"]), seed), ridge
 

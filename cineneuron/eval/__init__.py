@@ -23,8 +23,9 @@ __all__ = ["as_numpy", "summarize"]
 
 def as_numpy(x, dtype=np.float64) -> np.ndarray:
     """A numpy array from a numpy array, list or torch tensor (duck-typed, so torch is not imported)."""
-    if hasattr(x, "detach"):  # torch tensor
-        x = x.detach().cpu().float().numpy() if str(x.dtype) == "torch.bfloat16" else x.detach().cpu().numpy()
+    if hasattr(x, "detach"):  # torch tensor; numpy has no bfloat16, so widen that one
+        x = x.detach().cpu()
+        x = (x.float() if str(x.dtype) == "torch.bfloat16" else x).numpy()
     arr = np.asarray(x)
     return arr if dtype is None else arr.astype(dtype, copy=False)
 

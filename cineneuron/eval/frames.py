@@ -189,7 +189,8 @@ def clip_pcc(features_per_video, pairs: str = "adjacent") -> dict:
 def dtc(features_per_video) -> dict:
     """DTC over videos (list of (T, D) DINOv2 features), with both parts averaged too."""
     parts = [dtc_features(f) for f in features_per_video]
-    out = summarize([p["value"] for p in parts], variant="dtc vbench: mean of cos to previous and to first, clamped at 0")
+    variant = "dtc vbench: mean of cos to previous and to first, clamped at 0"
+    out = summarize([p["value"] for p in parts], variant=variant)
     out["to_previous"] = float(np.mean([p["to_previous"] for p in parts]))
     out["to_first"] = float(np.mean([p["to_first"] for p in parts]))
     return out

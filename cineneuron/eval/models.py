@@ -1,12 +1,15 @@
 """Evaluation models loaded from local paths, each behind a small uniform interface.
 
-| loader | model | interface |
-|---|---|---|
-| `load_videomae(dir)` | `VideoMAEForVideoClassification.from_pretrained(dir)` (Kinetics-400) | `VideoClassifier.predict_proba(videos) -> (N, C)` |
-| `load_vit(dir)` | `ViTForImageClassification.from_pretrained(dir)` (ImageNet) | `FrameClassifier.predict_proba(frames) -> (M, C)` |
-| `load_clip(spec, model_name)` | OpenCLIP, a weights file or `local-dir:/dir` | `ImageEmbedder.embed(frames) -> (M, D)` |
-| `load_dinov2(dir)` | `Dinov2Model.from_pretrained(dir)`, `pooler_output` | `ImageEmbedder.embed(frames) -> (M, D)` |
-| `load_raft(file)` | torchvision `raft_small`/`raft_large(weights=None)` + local state dict | `RaftFlow.flow(frames) -> (T−1, H, W, 2)` |
+- `load_videomae(dir)`: `VideoMAEForVideoClassification.from_pretrained(dir)` (Kinetics-400)
+  → `VideoClassifier.predict_proba(videos) -> (N, C)`;
+- `load_vit(dir)`: `ViTForImageClassification.from_pretrained(dir)` (ImageNet)
+  → `FrameClassifier.predict_proba(frames) -> (M, C)`;
+- `load_clip(spec, model_name)`: OpenCLIP from a weights file or `local-dir:/dir`
+  → `ImageEmbedder.embed(frames) -> (M, D)`;
+- `load_dinov2(dir)`: `Dinov2Model.from_pretrained(dir)`, its `pooler_output`
+  → `ImageEmbedder.embed(frames) -> (M, D)`;
+- `load_raft(file)`: torchvision `raft_small`/`raft_large(weights=None)` + a local state dict
+  → `RaftFlow.flow(frames) -> (T−1, H, W, 2)`.
 
 Every loader returns `(model, None)`, or `(None, notice)` when the path is not given or does
 not exist: the caller skips the metrics that need the model and prints the notice. A path that
@@ -268,6 +271,8 @@ class RaftFlow:
         import torch.nn.functional as F
 
         x = torch.from_numpy(to_float01(frames)).float().permute(0, 3, 1, 2) * 2 - 1  # (T, 3, H, W)
+        if len(x) < 2:
+            raise ValueError("optical flow needs at least 2 frames")
         h, w = x.shape[-2:]
         wh, ww = self.work_size(h, w)
         x = F.interpolate(x, size=(wh, ww), mode="bilinear", align_corners=False)

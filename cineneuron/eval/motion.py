@@ -48,6 +48,8 @@ class Farneback:
         import cv2
 
         u8 = to_uint8(frames)  # (T, H, W, C)
+        if len(u8) < 2:
+            raise ValueError("optical flow needs at least 2 frames")
         gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) if f.shape[-1] == 3 else f[..., 0] for f in u8]
         return np.stack([cv2.calcOpticalFlowFarneback(a, b, None, **self.params)
                          for a, b in zip(gray[:-1], gray[1:])]).astype(np.float64)

@@ -312,14 +312,15 @@ def write_report(out_dir, results: dict, *, config: dict, store_version, checkpo
                                              r.get("pool_size")))
     video = write_grid_video(out / "grid.mp4", videos) if videos else None
 
-    header = {"dataset": dataset, "store version": store_version, "checkpoint": checkpoint,
-              "cineneuron": __version__, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     files = {"json": str(out / "metrics.json"), "markdown": str(out / "metrics.md"),
              "plots": [str(p) for p in plots], "video": str(video) if video else None}
-    doc = {**header, "store_version": store_version, "config": config, "results": results,
+    doc = {"dataset": dataset, "store_version": store_version, "checkpoint": checkpoint, "cineneuron": __version__,
+           "created": created, "config": config, "results": results,
            "variants": {k: r.get("variant") for k, r in flat.items()}, "baselines": baselines,
            "paper_comparison": rows, "notices": notices, "files": files}
-    doc.pop("store version")
+    header = {"dataset": dataset, "store version": store_version, "checkpoint": checkpoint,
+              "cineneuron": __version__, "created": created}
     (out / "metrics.json").write_text(json.dumps(to_jsonable(doc), indent=2, allow_nan=False))
     (out / "metrics.md").write_text(metrics_markdown(flat, base_flat, rows, header=header, notices=notices))
     return files

@@ -184,13 +184,9 @@ def label_accuracy_multihot(memory_labels, scores, truth, *, n_perm: int = 200, 
             "std": float(per.std() / np.sqrt(per.size)) if per.size else float("nan"),
             "chance": _permutation_chance(fn, v, t, n_perm, seed) if per.size else float("nan"),
             "n": int(per.size),
-            "variant": f"score-weighted vote of K={vote_k(memory_labels)} memories, {name}",
+            "variant": f"score-weighted vote of K={np.shape(memory_labels)[1]} memories, {name}",
         }
     return out
-
-
-def vote_k(memory_labels) -> int:
-    return int(np.shape(memory_labels)[1])
 
 
 def label_accuracy_categorical(memory_labels, scores, truth, n_classes: int | None = None,

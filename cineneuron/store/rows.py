@@ -41,6 +41,15 @@ def unit(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return (x / np.maximum(n, 1e-12)).astype(np.float32)
 
 
+def pooled_image(img_frames: np.ndarray) -> np.ndarray:
+    """The clip's image vector: the unit mean of unit per-frame embeddings (B, T, d) -> (B, d).
+
+    Frames are normalised first so one bright frame cannot dominate, and so this matches the
+    Brain Model's frame pooling at initialisation.
+    """
+    return unit(unit(img_frames).mean(axis=-2))
+
+
 def mix_vector(txt: np.ndarray, img: np.ndarray, act: np.ndarray) -> np.ndarray:
     return np.concatenate([unit(txt), unit(img), unit(act)], axis=-1)
 
@@ -62,7 +71,7 @@ def clips_to_arrow(clips: list[EncodedClip], schema: pa.Schema, dims: dict[str, 
     for c in clips:
         _check(c, dims, n_frames)
     img_frames = np.stack([c.img_frames for c in clips]).astype(np.float32)  # (B, T, d_img)
-    img = unit(img_frames.mean(axis=1))  # (B, d_img)
+    img = pooled_image(img_frames)  # (B, d_img)
     txt = unit(np.stack([c.txt for c in clips]))  # (B, d_txt)
     act = unit(np.stack([c.act for c in clips]))  # (B, d_act)
     mix = np.concatenate([txt, img, act], axis=1)  # (B, d_mix)

@@ -374,9 +374,7 @@ def _with_identity(preset: Preset) -> Preset:
     store_meta = {}
     identity = {}
     for m, enc in encs.items():
-        meta = enc.init_store_meta()
-        if meta:
-            store_meta[enc.name] = meta
+        store_meta.update(enc.init_store_meta())  # records are keyed by encoder name
         enc.store_meta = store_meta.get(enc.name, {})
         identity[m] = enc.identity()
     identity["_store_meta"] = store_meta

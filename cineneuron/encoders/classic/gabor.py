@@ -208,8 +208,9 @@ def reference_profile(bank: GaborBank, n: int = 32) -> np.ndarray:
 def standardise(x: np.ndarray) -> np.ndarray:
     """Zero mean, unit variance across features within each vector (not across samples).
 
-    Removes the part every natural image shares (overall contrast level), which would otherwise
-    make all projected vectors point the same way. A flat vector (a blank frame) maps to zeros.
+    Removes the vector's overall level and scale (global contrast), so vectors differ by where
+    and in which bands the energy lies. A flat vector maps to zeros; the projection's bias row
+    still gives it a non-zero output.
     """
     mu = x.mean(-1, keepdims=True)
     sd = x.std(-1, keepdims=True)

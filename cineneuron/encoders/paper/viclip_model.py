@@ -25,10 +25,11 @@ class QuickGELU(nn.Module):
 
 
 class FP32LayerNorm(nn.LayerNorm):
-    """LayerNorm computed in float32 (the text tower does this; it matters under fp16)."""
+    """LayerNorm computed in float32 (the text tower does this; it matters under fp16/bf16)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.float()).to(x.dtype)
+        w, b = self.weight.float(), self.bias.float()  # the model may have been cast to half
+        return nn.functional.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).to(x.dtype)
 
 
 class ResidualBlock(nn.Module):

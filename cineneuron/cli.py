@@ -283,7 +283,16 @@ def query(fmri: Path = typer.Option(..., "--fmri", help=".npy, .npz, .h5 or .nii
             typer.echo(f"  {m['score']:.3f}  {m['source']:<10} {m['caption']}")
 
 
+def _quiet_warnings() -> None:
+    import warnings
+
+    # ffmpeg (imageio) and subprocesses fork+exec at once, which is safe; lance warns anyway.
+    warnings.filterwarnings("ignore", message=".*fork.*", category=RuntimeWarning)
+    warnings.filterwarnings("ignore", message="lance is not fork-safe.*")
+
+
 def main() -> None:
+    _quiet_warnings()
     try:
         app()
     except CNError as e:

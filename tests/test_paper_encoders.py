@@ -111,7 +111,24 @@ def test_openclip_quick_gelu_and_local_dir(wdir, clips):
     with torch.no_grad():
         ref = ref_model.encode_image(pix, normalize=True).numpy()
     np.testing.assert_allclose(enc.encode_frames(clips[:1])[0], ref, atol=ATOL)
-    assert enc.identity()["weights"]["files"] == ["open_clip_config.json", "open_clip_model.safetensors"]
+    ident = enc.identity()
+    assert ident["weights"]["files"] == ["open_clip_config.json", "open_clip_model.safetensors"]
+    assert str(folder) not in json.dumps(ident)  # moving the folder keeps the identity
+
+
+def test_openclip_resizes_other_frame_sizes_close_to_open_clip(wdir):
+    from PIL import Image
+
+    big = P.decode_clips(size=48, n=3)  # (2, 3, 48, 48, 3): not the model's 32 px
+    path = P.save_openclip(wdir / "toy_clip_resize.safetensors", seed=9)
+    got = create_encoder("openclip-image", _cfg_image(path), P.EMBED).build().encode_frames(big)  # (2, 3, 24)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        P.OPENCLIP_NAME, pretrained=str(path), image_mean=P.OPENAI_MEAN, image_std=P.OPENAI_STD
+    )
+    x = torch.stack([preprocess(Image.fromarray(f)) for f in big.reshape(-1, 48, 48, 3)])  # PIL bicubic
+    with torch.no_grad():
+        ref = model.eval().encode_image(x, normalize=True).numpy().reshape(got.shape)
+    assert (got * ref).sum(-1).min() > 0.98  # antialiased torch resize vs PIL: close, not bit-equal
 
 
 # --- ViCLIP -------------------------------------------------------------------------------------
@@ -299,6 +316,8 @@ def test_changed_weights_change_identity(wdir):
     _replace(folder / "text_encoder" / "model.safetensors",
              lambda p: p.write_bytes((other / "text_encoder" / "model.safetensors").read_bytes()))
     assert uenc.identity()["weights"]["sha256"] != before["weights"]["sha256"]
+    for e in (enc, venc, uenc):  # no absolute paths: moved weights keep their identity
+        assert str(wdir) not in json.dumps(e.identity())
 
 
 def test_toy_paper_preset_through_the_registry(wdir, clips, tmp_path):

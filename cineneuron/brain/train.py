@@ -76,6 +76,13 @@ class TrainConfig(BaseModel):
         )
 
 
+def one_cycle(optimizer, lr: float, total_steps: int, pct_start: float):
+    """OneCycleLR that also works for very short runs (torch divides by zero below 2 warm-up steps)."""
+    total = max(total_steps, 3)
+    pct = min(max(pct_start, 2.0 / total), 0.5)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=pct)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -103,9 +110,7 @@ class Stage1Trainer:
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
         self.optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
-        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            self.optimizer, max_lr=cfg.lr, total_steps=cfg.total_steps, pct_start=cfg.pct_start
-        )
+        self.scheduler = one_cycle(self.optimizer, cfg.lr, cfg.total_steps, cfg.pct_start)
         # A loss scaler only for float16; bfloat16 has float32's range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
         self.step = 0  # optimizer steps done

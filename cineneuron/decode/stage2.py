@@ -59,6 +59,7 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     from cineneuron.brain.losses import stage1_loss
     from cineneuron.brain.model import save_checkpoint
     from cineneuron.brain.stage1 import trainer_config
+    from cineneuron.brain.train import one_cycle
 
     t0 = time.perf_counter()
     subject = str(subject)
@@ -78,8 +79,11 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     model.train()
     router.train()
     params = list(model.parameters()) + list(router.parameters())
-    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.total_steps, pct_start=tc.pct_start)
+    # The router starts at uniform weights and is tiny: it gets a larger step than the backbone.
+    opt = torch.optim.AdamW([{"params": list(model.parameters())},
+                             {"params": list(router.parameters()), "lr": tc.lr * 10, "weight_decay": 0.0}],
+                            lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = one_cycle(opt, tc.lr, tc.total_steps, tc.pct_start)
     step, last = 0, {}
     if progress:
         progress(0, tc.total_steps)
@@ -99,7 +103,7 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
             opt.step()
             sched.step()
             step += 1
-            last = {"loss": float(loss), "router": float(l_router), "w_spread": float(w.std(0).mean())}
+            last = {"loss": loss.item(), "router": l_router.item(), "w_spread": w.detach().std(0).mean().item()}
             if progress:
                 progress(1, tc.total_steps, f"loss {last['loss']:.3f} router {last['router']:.3f}")
     out_dir = run_dir(store, dataset, subject, 2, cfg.train.runs_dir)

@@ -13,8 +13,10 @@ def write_mp4(frames: np.ndarray, path: str | Path, fps: int = 8) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # macro_block_size=1: keep the exact size (imageio pads to multiples of 16 otherwise).
+    # yuv420p (imageio's default) needs even sides; odd sizes fall back to yuv444p.
+    pix = None if _even(frames) else "yuv444p"
     with imageio.get_writer(str(path), fps=fps, codec="libx264", macro_block_size=1, quality=8,
-                            ffmpeg_params=["-pix_fmt", "yuv420p"] if _even(frames) else None) as w:
+                            pixelformat=pix) as w:
         for f in frames:
             w.append_data(np.ascontiguousarray(f))
     return path

@@ -9,13 +9,14 @@ Layout read (the cc2017 release; `cn synth` writes the same layout):
          "clips": [{"video": "stimuli/seg1.mp4", "start_s": 0.0, "end_s": 2.0, "split": "train",
                     "caption": "...", "labels": [...], "factors": {...}}, ...]}
 
-Clip t of a video is [t*TR, t*TR + TR) for t = 0 .. floor(duration / TR) - 1 (TR = 2 s), so clip
-t lines up with fMRI volume t of that run (the haemodynamic lag is the fMRI side's business). The
+Clip t of a video is [t*L, t*L + L) for t = 0 .. floor(duration / L) - 1, L = 2 s (one cc2017
+TR; a synthetic world's `world.clip_s` when the sidecar gives one), so clip t lines up with fMRI
+volume t of that run (the haemodynamic lag is the fMRI side's business). The
 video path in each ClipSpec is `stimuli/<name>.mp4`, relative to ROOT. Captions, labels, factors
 and split come from the sidecar entry with the same video and span, where there is one; the
 split otherwise follows the file name. Order: seg1..segN, then test1..testN (natural order).
 
-Options: annotations (sidecar path, absolute or relative to ROOT), tr_s (2.0).
+Options: annotations (sidecar path, absolute or relative to ROOT), clip_s (None: world.clip_s, else 2.0).
 """
 
 from __future__ import annotations
@@ -37,17 +38,19 @@ class CC2017Source(Source):
     name = "cc2017"
     layout = ("ROOT/stimuli/seg1.mp4 ... seg18.mp4 (train) and ROOT/stimuli/test1.mp4 ... test5.mp4 (test); "
               "optional ROOT/annotations.json sidecar with captions/labels/factors per clip")
-    defaults = {"annotations": None, "tr_s": 2.0}
+    defaults = {"annotations": None, "clip_s": None}
 
     def clips(self) -> Iterator[ClipSpec]:
         self._check_root()
-        notes = self._sidecar().get("clips", {})
-        tr = float(self.options["tr_s"])
+        side = self._sidecar()
+        notes = side.get("clips", {})
+        world = side.get("world") if isinstance(side.get("world"), dict) else {}
+        length = float(self.options["clip_s"] or world.get("clip_s") or 2.0)
         for split, video in self._videos():
             info = self._probe(video)
             if info is None:
                 continue
-            for start, end in windows(info.duration_s, tr, tr):
+            for start, end in windows(info.duration_s, length, length):
                 note = notes.get(_key(video, start, end), {})
                 yield self._spec(video, start, end, caption=note.get("caption"), labels=note.get("labels"),
                                  split=note.get("split") or split, factors=dict(note.get("factors") or {}))

@@ -196,9 +196,13 @@ def _decode_decord(path: str, wanted: np.ndarray, wh: tuple[int, int]) -> dict[i
     try:
         vr = decord.VideoReader(path, ctx=decord.cpu(0), width=wh[0], height=wh[1])  # fresh per file
         n = len(vr)
-        wanted = np.minimum(wanted, n - 1)  # header and index may disagree by a frame
-        batch = vr.get_batch(wanted.tolist()).asnumpy()  # (k, h, w, 3) uint8
+        if wanted.max() > n:
+            raise VideoReadError(path, f"truncated: frame {wanted.max()} wanted, decord finds {n} frames")
+        # The header and decord's index may disagree by one frame at the very end.
+        batch = vr.get_batch(np.minimum(wanted, n - 1).tolist()).asnumpy()  # (k, h, w, 3) uint8
         del vr
+    except VideoReadError:
+        raise
     except Exception as e:
         raise VideoReadError(path, f"decord failed: {_short(e)}") from None
     if batch.shape[0] != len(wanted):

@@ -6,6 +6,7 @@ list them, and `cn init` must stay light. Torch comes in with the first call tha
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -99,6 +100,10 @@ def preprocess(frames: np.ndarray, size: int, mean: Triple, std: Triple, interpo
     return ((x - m) / s).to(dtype)  # (N, 3, size, size)
 
 
+def resize_note(size: int, interpolation: str) -> str:
+    return f"shortest edge to {size} ({interpolation}) + centre crop, only if frames are not {size}x{size}"
+
+
 def batches(n: int, size: int):
     """Slices covering range(n) in chunks of `size`."""
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
@@ -131,3 +136,17 @@ def check_dim(enc, produced: int) -> None:
         raise CNError(
             f"encoder {enc.name!r} produces {produced}-d vectors but the preset says dim {enc.dim}; fix the preset's dim"
         )
+
+
+def hf_config(path: Path) -> dict:
+    """A transformers config.json without its bookkeeping keys (_name_or_path, versions)."""
+    cfg = json.loads(Path(path).read_text())
+    return {k: v for k, v in cfg.items() if not k.startswith("_") and k != "transformers_version"}
+
+
+def hf_dtype_kwargs(precision: str) -> dict:
+    """`dtype=` for from_pretrained in transformers 5, `torch_dtype=` before."""
+    import transformers
+
+    key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+    return {key: torch_dtype(precision)}

@@ -16,6 +16,7 @@ Image and text encoders with the same model and weights share one loaded model.
 
 from __future__ import annotations
 
+import json
 import weakref
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -26,7 +27,7 @@ from pydantic import Field, model_validator
 from cineneuron.encoders.paper import _common as C
 from cineneuron.encoders.paper import _weights as W
 from cineneuron.encoders.registry import Encoder, register
-from cineneuron.errors import MissingWeightsError
+from cineneuron.errors import CNError, MissingWeightsError
 
 LOCAL_DIR = "local-dir:"
 _LOADED: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()  # load key -> model
@@ -118,9 +119,7 @@ class _OpenClip(Encoder):
         return model.eval()
 
     def _embed_dim(self) -> int:
-        return int(self._model.text_projection.shape[-1]) if self.modality == "text" else self._visual_dim()
-
-    def _visual_dim(self) -> int:
+        """CLIP's shared embedding width (the image tower's output_dim, = the text projection's)."""
         dim = getattr(self._model.visual, "output_dim", None)
         return int(dim) if dim is not None else int(self._model.text_projection.shape[-1])
 
@@ -131,7 +130,12 @@ class _OpenClip(Encoder):
 
     # --- identity --------------------------------------------------------------------------
     def _architecture(self) -> dict:
-        return {"family": "open_clip", "model": self.config.model, "quick_gelu": self.config.force_quick_gelu}
+        arch = {"family": "open_clip", "quick_gelu": self.config.force_quick_gelu}
+        folder = self._local_dir()
+        if folder is None:
+            return {**arch, "model": self.config.model}
+        cfg = json.loads((folder / "open_clip_config.json").read_text())
+        return {**arch, "model_cfg": cfg.get("model_cfg", cfg)}  # the folder's path is not identity
 
     def identity(self) -> dict:
         files = self._weight_files()
@@ -161,16 +165,15 @@ class OpenClipImage(_OpenClip):
         side = self._model.visual.image_size
         side = side[0] if isinstance(side, (tuple, list)) else side
         if int(side) != self.config.size:
-            from cineneuron.errors import CNError
-
-            raise CNError(f"openclip-image config size {self.config.size} but {self.config.model} takes {side} px; set size to {side}")
+            c = self.config
+            raise CNError(f"openclip-image config size {c.size} but {c.model} takes {side} px; set size to {side}")
         return self
 
     def _preprocessing(self) -> dict:
         c = self.config
         return {
             "scale": "1/255",
-            "resize": f"shortest edge to {c.size} ({c.interpolation}) + centre crop, only if frames are not {c.size}x{c.size}",
+            "resize": C.resize_note(c.size, c.interpolation),
             "mean": list(c.mean),
             "std": list(c.std),
             "normalized_output": c.normalize,

@@ -13,8 +13,6 @@ Precision: T5 overflows in fp16; use fp32 (CPU) or bf16 (GPU).
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 from pydantic import Field
 
@@ -40,7 +38,8 @@ class UMT5Cond(Encoder):
     _clean = None
 
     def _dir(self):
-        return W.require(C.resolve_path(self.config.model_dir), "a Wan2.1 diffusers folder (text_encoder/, tokenizer/)", kind="dir")
+        expected = "a Wan2.1 diffusers folder (text_encoder/, tokenizer/)"
+        return W.require(C.resolve_path(self.config.model_dir), expected, kind="dir")
 
     def _weight_files(self):
         root = self._dir()
@@ -59,11 +58,11 @@ class UMT5Cond(Encoder):
         from diffusers.pipelines.wan.pipeline_wan import prompt_clean
         from transformers import AutoTokenizer, UMT5EncoderModel
 
-        from cineneuron.encoders.paper.xclip import _dtype_kw
-
         self.check_weights()
         root, c = self._dir(), self.config
-        model = UMT5EncoderModel.from_pretrained(str(root / "text_encoder"), local_files_only=True, **_dtype_kw(c.precision))
+        model = UMT5EncoderModel.from_pretrained(
+            str(root / "text_encoder"), local_files_only=True, **C.hf_dtype_kwargs(c.precision)
+        )
         C.check_dim(self, int(model.config.d_model))
         self._model = model.to(C.torch_device(c.device)).eval()
         self._tokenizer = AutoTokenizer.from_pretrained(str(root / "tokenizer"), local_files_only=True)
@@ -72,8 +71,7 @@ class UMT5Cond(Encoder):
 
     def identity(self) -> dict:
         files, root = self._weight_files(), self._dir()
-        config = json.loads((root / "text_encoder" / "config.json").read_text())
-        config = {k: v for k, v in config.items() if not k.startswith("_")}  # _name_or_path etc.
+        config = C.hf_config(root / "text_encoder" / "config.json")
         return C.identity_dict(
             self,
             architecture={"family": "umt5-encoder", "config": config},
@@ -81,7 +79,12 @@ class UMT5Cond(Encoder):
             sha256=W.sha256_files(files, root),
             preprocessing={
                 "prompt_clean": "diffusers.pipelines.wan.pipeline_wan.prompt_clean",
-                "tokenizer": {"padding": "max_length", "max_length": self.config.max_length, "truncation": True, "add_special_tokens": True},
+                "tokenizer": {
+                    "padding": "max_length",
+                    "max_length": self.config.max_length,
+                    "truncation": True,
+                    "add_special_tokens": True,
+                },
                 "output": "last_hidden_state, real tokens only (attention mask), float16",
             },
             path_fields=("model_dir",),

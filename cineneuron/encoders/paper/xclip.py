@@ -33,6 +33,7 @@ from cineneuron.errors import CNError, MissingWeightsError
 _RESAMPLE = {2: "bilinear", 3: "bicubic"}  # PIL filter ids used in preprocessor_config.json
 # Hub checkpoints carry preprocessor_config.json; transformers 5 saves processor_config.json.
 _PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json")
 
 
 class XCLIPConfig(C.RuntimeConfig):
@@ -66,13 +67,15 @@ class XCLIPEncoder(Encoder):
     _tokenizer = None
 
     def _dir(self):
-        return W.require(C.resolve_path(self.config.model_dir), "an X-CLIP model folder (config.json + weights)", kind="dir")
+        expected = "an X-CLIP model folder (config.json + weights)"
+        return W.require(C.resolve_path(self.config.model_dir), expected, kind="dir")
 
     def _weight_files(self):
         folder = self._dir()
         cfg = W.require(folder / "config.json", "the X-CLIP config.json")
         files = [cfg, *W.hf_weight_files(folder, "the X-CLIP weights (model.safetensors)")]
-        return files + [f for f in (folder / n for n in _PROCESSOR_FILES) if f.is_file()]
+        extra = _PROCESSOR_FILES + _TOKENIZER_FILES  # optional; hashed when present
+        return files + [f for f in (folder / n for n in extra) if f.is_file()]
 
     def _processor_settings(self) -> tuple[dict, str] | None:
         """The folder's image-processor settings and the file they came from, if there are any."""
@@ -92,7 +95,7 @@ class XCLIPEncoder(Encoder):
         self.check_weights()
         self._check_processor()
         c = self.config
-        model = XCLIPModel.from_pretrained(str(self._dir()), local_files_only=True, **_dtype_kw(c.precision))
+        model = XCLIPModel.from_pretrained(str(self._dir()), local_files_only=True, **C.hf_dtype_kwargs(c.precision))
         self._model = model.to(C.torch_device(c.device)).eval()
         C.check_dim(self, int(model.config.projection_dim))
         side = _side(model.config.vision_config.image_size)
@@ -124,13 +127,13 @@ class XCLIPEncoder(Encoder):
         files, root, c = self._weight_files(), self._dir(), self.config
         return C.identity_dict(
             self,
-            architecture={"family": "x-clip", "config": json.loads((root / "config.json").read_text())},
+            architecture={"family": "x-clip", "config": C.hf_config(root / "config.json")},
             weights_files=[str(f.relative_to(root)) for f in files],
             sha256=W.sha256_files(files, root),
             preprocessing={
                 "frames": "num_frames of the model, every (T // num_frames)-th",
                 "scale": "1/255",
-                "resize": f"shortest edge to {c.size} ({c.interpolation}) + centre crop, only if frames are not {c.size}x{c.size}",
+                "resize": C.resize_note(c.size, c.interpolation),
                 "mean": list(c.mean),
                 "std": list(c.std),
                 "normalized_output": c.normalize,
@@ -184,9 +187,11 @@ class XCLIPEncoder(Encoder):
         out = np.zeros((len(texts), self.dim), np.float32)
         with torch.inference_mode():
             for sl in C.batches(len(texts), c.batch_size):
-                tok = self._tokenizer(list(texts[sl]), padding=True, truncation=True, max_length=max_len, return_tensors="pt")
-                e = _pooled(model.get_text_features(input_ids=tok["input_ids"].to(dev), attention_mask=tok["attention_mask"].to(dev)))
-                e = e.float()  # (n, dim)
+                tok = self._tokenizer(
+                    list(texts[sl]), padding=True, truncation=True, max_length=max_len, return_tensors="pt"
+                )
+                ids, mask = tok["input_ids"].to(dev), tok["attention_mask"].to(dev)  # (n, L)
+                e = _pooled(model.get_text_features(input_ids=ids, attention_mask=mask)).float()  # (n, dim)
                 out[sl] = (F.normalize(e, dim=-1) if c.normalize else e).cpu().numpy()
         return out
 
@@ -194,11 +199,3 @@ class XCLIPEncoder(Encoder):
 def _pooled(out):
     """transformers 5 returns an output with `.pooler_output`; 4.x returns the tensor."""
     return out if hasattr(out, "dim") else out.pooler_output
-
-
-def _dtype_kw(precision: str) -> dict:
-    """`dtype=` in transformers 5, `torch_dtype=` before."""
-    import transformers
-
-    key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
-    return {key: C.torch_dtype(precision)}

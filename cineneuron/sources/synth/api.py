@@ -63,8 +63,8 @@ class WorldConfig:
 
 
 def resolve_config(size, clips, subjects, voxels, tr, snr, kinds, seed, frame_size, fps) -> WorldConfig:
-    """Named size + overrides -> a validated config. Clip counts round to whole segments, since
-    every run of a split has the same number of volumes (as in cc2017)."""
+    """Named size + overrides -> a validated config. The clip count rounds down to whole segments
+    of equal length, since every run has the same number of volumes (as in cc2017)."""
     table = sizes()
     name = size or "demo"
     if name not in table:
@@ -73,12 +73,12 @@ def resolve_config(size, clips, subjects, voxels, tr, snr, kinds, seed, frame_si
     total = base["clips"] if clips is None else int(clips)
     if total < 2:
         raise CNError(f"--clips must be at least 2 (one train and one test clip), got {total}")
-    n_test = max(1, int(round(total * base["test_fraction"])))
-    n_train = max(1, total - n_test)
-    per = min(int(base["clips_per_segment"]), n_train)
-    n_train_segs = math.ceil(n_train / per)
-    per = n_train // n_train_segs
-    n_test_segs = max(1, int(round(n_test / per)))
+    frac = float(base["test_fraction"])
+    # Whole segments of equal length; enough of them that the test share is about `frac`.
+    n_segs = min(total, max(2, int(round(total / base["clips_per_segment"])), int(round(1 / frac))))
+    per = total // n_segs
+    n_test_segs = max(1, int(round(n_segs * frac)))
+    n_train_segs = n_segs - n_test_segs
     frame_size = int(frame_size or base["frame_size"])
     fps = int(fps or base["fps"])
     snr = float(base["snr"] if snr is None else snr)

@@ -188,15 +188,19 @@ def _umbrella(d, b, c):
 
 
 def _clock(d, b, c):
-    d.ellipse(b(0.04, 0.04, 0.96, 0.96), fill=c)  # rim
-    d.ellipse(b(0.14, 0.14, 0.86, 0.86), fill=WHITE)
+    d.ellipse(b(0.1, 0.02, 0.34, 0.26), fill=shade(c, 0.7))  # alarm bells
+    d.ellipse(b(0.66, 0.02, 0.9, 0.26), fill=shade(c, 0.7))
+    d.line(b(0.22, 0.9, 0.12, 0.99), fill=DARK, width=max(1, b.n // 16))  # feet
+    d.line(b(0.78, 0.9, 0.88, 0.99), fill=DARK, width=max(1, b.n // 16))
+    d.ellipse(b(0.08, 0.1, 0.92, 0.94), fill=c)  # rim
+    d.ellipse(b(0.17, 0.19, 0.83, 0.85), fill=WHITE)
     for k in range(12):  # ticks
         a = k * np.pi / 6
-        x0, y0 = 0.5 + 0.3 * np.cos(a), 0.5 + 0.3 * np.sin(a)
+        x0, y0 = 0.5 + 0.27 * np.cos(a), 0.52 + 0.27 * np.sin(a)
         d.ellipse(b(x0 - 0.02, y0 - 0.02, x0 + 0.02, y0 + 0.02), fill=DARK)
     w = max(1, b.n // 20)
-    d.line(b(0.5, 0.5, 0.5, 0.22), fill=DARK, width=w)
-    d.line(b(0.5, 0.5, 0.7, 0.58), fill=DARK, width=w)
+    d.line(b(0.5, 0.52, 0.5, 0.26), fill=DARK, width=w)
+    d.line(b(0.5, 0.52, 0.7, 0.6), fill=DARK, width=w)
 
 
 def _stop_sign(d, b, c):

@@ -54,6 +54,7 @@ def _velocity(pose, pose_next, xs, ys, fps: int, size: int) -> np.ndarray:
     q = _rot(-a) @ p / s  # object coordinates
     p2 = _rot(na) @ q * ns + np.array([[nx - cx], [ny - cy]])
     v = (p2 - p) * fps / size  # frame widths per second
+    v[np.abs(v) < 1e-6] = 0.0  # round-off of the map and its inverse is not motion
     return np.stack([v[0], -v[1]], axis=-1)  # (N, 2), y flipped to point up
 
 

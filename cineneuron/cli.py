@@ -283,6 +283,54 @@ def query(fmri: Path = typer.Option(..., "--fmri", help=".npy, .npz, .h5 or .nii
             typer.echo(f"  {m['score']:.3f}  {m['source']:<10} {m['caption']}")
 
 
+@app.command("eval")
+def eval_cmd(subject: str = typer.Option(..., "--subject"), dataset: Optional[str] = typer.Option(None, "--dataset"),
+             split: str = typer.Option("test", "--split"),
+             out: Path = typer.Option(Path("cn-eval"), "--out", help="report folder"),
+             decoder: Optional[str] = typer.Option(None, "--decoder", help="replay (wan: see README)"),
+             clip: Optional[str] = typer.Option(None, "--clip", help="OpenCLIP weights file or local-dir: folder, for CLIP-pcc"),
+             dinov2: Optional[str] = typer.Option(None, "--dinov2", help="DINOv2 folder, for DTC"),
+             videomae: Optional[str] = typer.Option(None, "--videomae", help="VideoMAE Kinetics-400 folder, for video n-way accuracy"),
+             vit: Optional[str] = typer.Option(None, "--vit", help="ImageNet ViT folder, for frame n-way accuracy"),
+             store: Optional[str] = StoreOpt, config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
+             as_json: bool = typer.Option(False, "--json"), quiet: bool = typer.Option(False, "--quiet")):
+    """Evaluate a trained subject: retrieval, MoM semantics, pixel and motion metrics, a report folder."""
+    from cineneuron.eval.run import EvalModels, evaluate_subject
+    from cineneuron.progress import bar
+
+    cfg = _cfg(store, config, set_, **{"decode.decoder": decoder})
+    if cfg.decode.decoder != "replay":
+        raise CNError("cn eval reconstructs with the replay decoder on CPU; Wan reconstructions: see README (GPU)")
+    models = EvalModels(videomae=videomae, vit=vit, clip=clip, dinov2=dinov2)
+    with bar("eval", unit="stages", enabled=not quiet) as progress:
+        res = evaluate_subject(_open(cfg), cfg, subject, dataset=dataset, split=split, out_dir=str(out),
+                               models=models, progress=progress)
+    if as_json:
+        _print_json({"files": res["files"], "n_test": res["n_test"]})
+    else:
+        typer.echo(Path(res["files"]["markdown"]).read_text())
+        typer.echo(f"report: {out}/ (metrics.json, metrics.md, plots/, grid.mp4)")
+
+
+@app.command()
+def demo(dir: Optional[Path] = typer.Option(None, "--dir", help="work folder (default: ./cn-demo); holds the worlds, the store and the report"),
+         decoder: str = typer.Option("replay", "--decoder", help="replay | wan (toy Wan weights: noise, says so)"),
+         quiet: bool = typer.Option(False, "--quiet", help="no progress bars")):
+    """The whole method on the simulated world, end to end (about 5 minutes on 2 cores)."""
+    import shutil
+
+    from cineneuron.demo import run_demo
+    from cineneuron.progress import bar
+
+    work = dir or Path("cn-demo")
+    if work.exists() and any(work.iterdir()):
+        if not (work / "world").exists() and not (work / "store").exists():
+            raise CNError(f"{work} exists and is not a CineNeuron demo folder; choose another --dir")
+        shutil.rmtree(work)  # a demo always starts fresh
+    run_demo(work, log=typer.echo, decoder=decoder,
+             progress_factory=lambda name, unit: bar(name, unit=unit, enabled=not quiet))
+
+
 def _quiet_warnings() -> None:
     import warnings
 

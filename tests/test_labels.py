@@ -52,6 +52,7 @@ def test_unknown_empty_and_noise():
     assert labels_from_caption("") == [] and labels_from_caption(None) == []
     assert labels_from_caption("The DOG's bowl!!!") == ["animal", "kitchen"]  # case, possessive, punctuation
     assert labels_from_caption("hot-dog") == ["food"]
+    assert labels_from_caption("the camera pans to the left of the screen") == []  # viewpoint words
 
 
 def test_colour_words_need_no_following_noun():

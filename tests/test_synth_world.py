@@ -22,7 +22,10 @@ FRAME, FPS = 40, 6  # unequal to every other dimension in these tests: 12 frames
 @pytest.fixture(scope="module")
 def clips_world(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
-    summary = generate(root, size="small", clips=90, subjects=0, seed=5, frame_size=FRAME, fps=FPS)
+    calls = []
+    summary = generate(root, size="small", clips=90, subjects=0, seed=5, frame_size=FRAME, fps=FPS,
+                       progress=lambda advance, total, what: calls.append((advance, total, what)))
+    summary["progress_calls"] = calls
     return root, summary, json.loads((root / "annotations.json").read_text())
 
 
@@ -84,6 +87,13 @@ def test_layout_and_clip_times(clips_world):
         assert all(c["end_s"] == c["start_s"] + 2.0 for c in seg_clips)
         assert {c["split"] for c in seg_clips} == {"test" if seg.startswith("test") else "train"}
     assert w["train_segments"][0] == "seg1" and w["test_segments"][0] == "test1"
+
+
+def test_progress_adds_up(clips_world):
+    calls = clips_world[1]["progress_calls"]
+    totals = {total for _, total, _ in calls}
+    assert len(totals) == 1 and sum(a for a, _, _ in calls) == totals.pop()
+    assert all(isinstance(what, str) and what for _, _, what in calls)
 
 
 def test_videos_decode(clips_world):

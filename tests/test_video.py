@@ -180,3 +180,20 @@ def test_one_frame_of_slack_at_the_end():
     ref = decode_spans(BIKES, [(9.96, 9.999)], 1, 16, "pyav")[0]  # frame 249, the last
     for x in last:
         assert np.abs(x.astype(np.int16) - ref).mean() < 2.0
+
+
+@needs_data
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a FIFO to hold the decoder")
+def test_a_crashing_decoder_fails_that_file_only(tmp_path):
+    import signal
+    import threading
+
+    fifo = tmp_path / "crash.mp4"
+    os.mkfifo(fifo)
+    with FrameReader() as reader:
+        reader.read(BIKES, [(0.0, 2.0)], 2, 16)  # worker up
+        pid = reader._proc.pid
+        threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()  # the decoder "segfaults"
+        with pytest.raises(VideoReadError, match="died"):
+            reader.read(fifo, [(0.0, 2.0)], 2, 16, timeout_s=30)
+        assert reader.read(BIKES, [(0.0, 2.0)], 2, 16)[0].shape == (2, 16, 16, 3)

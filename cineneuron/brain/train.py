@@ -76,8 +76,11 @@ class TrainConfig(BaseModel):
         )
 
 
-def one_cycle(optimizer, lr: float, total_steps: int, pct_start: float):
-    """OneCycleLR that also works for very short runs (torch divides by zero below 2 warm-up steps)."""
+def one_cycle(optimizer, lr: float | list[float], total_steps: int, pct_start: float):
+    """OneCycleLR that also works for very short runs (torch divides by zero below 2 warm-up steps).
+
+    lr: one peak for all parameter groups, or one per group.
+    """
     total = max(total_steps, 3)
     pct = min(max(pct_start, 2.0 / total), 0.5)
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=pct)

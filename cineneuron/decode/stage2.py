@@ -83,7 +83,7 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     opt = torch.optim.AdamW([{"params": list(model.parameters())},
                              {"params": list(router.parameters()), "lr": tc.lr * 10, "weight_decay": 0.0}],
                             lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = one_cycle(opt, tc.lr, tc.total_steps, tc.pct_start)
+    sched = one_cycle(opt, [tc.lr, tc.lr * 10], tc.total_steps, tc.pct_start)
     step, last = 0, {}
     if progress:
         progress(0, tc.total_steps)

@@ -13,11 +13,13 @@ floor(t_i * fps). Both backends count frames in decode order and assume a consta
 so they return the same frames (see `sample_indices`).
 
 Isolation. decord leaks memory over many files and can hang on damaged input (dmlc/decord #208,
-#197, #157). So decoding runs in a separate process started with `spawn` (never fork: the parent
-may hold lancedb/arrow threads), a fresh reader is built for every file, the worker is recycled
-every `max_files` files, and every file has a timeout. A file that times out, crashes the
-decoder, or cannot be decoded raises `VideoReadError(path, reason)` for that file only; the next
-call gets a fresh worker.
+#197, #157). So decoding runs in a worker process: a fresh interpreter (`python -m
+cineneuron.sources.video --worker`), the same isolation as a multiprocessing `spawn` start (never
+fork: the parent may hold lancedb/arrow threads) without re-importing the caller's `__main__`.
+A fresh reader is built for every file, the worker is recycled every `max_files` files, and
+every call (one file) has a timeout. A file that times out, crashes the decoder or cannot be
+decoded raises `VideoReadError(path, reason)` for that file only; the next call gets a fresh
+worker. On Windows (no fd passing) decoding runs in-process, without the timeout.
 """
 
 from __future__ import annotations
@@ -386,7 +388,7 @@ def read_clip_frames(path: str | os.PathLike, spans: Sequence[Span], n_frames: i
     timeout is per call, i.e. per file). `isolate=False` decodes in this process, without timeout.
     Falls back to PyAV when decord is not importable.
     """
-    if not isolate:
+    if not isolate or os.name == "nt":
         return decode_spans(path, spans, n_frames, size, backend, crop)
     return _reader().read(path, spans, n_frames, size, backend, timeout_s, crop)
 

@@ -8,7 +8,6 @@ the same seed always gives the same bytes.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass

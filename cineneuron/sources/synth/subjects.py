@@ -78,7 +78,7 @@ def make_subject(rng: np.random.Generator, n_voxels: int, snr: float, tr: float)
 
     w = np.zeros((v, len(WEIGHTS)))
     col = {name: i for i, name in enumerate(WEIGHTS)}
-    u = lambda lo, hi, m: rng.uniform(lo, hi, m.sum())  # noqa: E731
+    u = lambda lo, hi, m: rng.uniform(lo, hi, m.sum())
     resp = ~t["silent"]
     w[resp, col["contrast"]] = u(0.0, 0.15, resp)  # mixed selectivity: a little of everything
     w[resp, col["transient"]] = u(0.0, 0.15, resp)

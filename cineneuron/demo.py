@@ -1,0 +1,195 @@
+"""`cn demo`: the whole method on the simulated world, end to end, on a CPU.
+
+synth (a world whose training segments never show vehicles, and a second, clips-only world
+that does) -> init -> ingest clips + fMRI -> stage 1 -> stage 2 -> evaluation -> the memory
+pool grows with the second world and the held-out category is retrieved without retraining.
+Everything lands in one folder: the store, both worlds and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cineneuron.config import RootConfig, load_config
+
+HOLDOUT = ["car", "bus"]  # the vehicle kinds of the toy world: held out of training
+EXTRA_SOURCE = "synth-extra"
+
+
+def demo_config(work: Path, overrides: dict | None = None) -> RootConfig:
+    base = {"store.uri": str(work / "store"), "train.epochs": 40, "train.stage2_epochs": 10,
+            "train.batch_size": 64, "decode.top_k": 5}
+    return load_config(None, {**base, **(overrides or {})})
+
+
+def _step(log, msg: str):
+    log(f"[demo] {msg}")
+
+
+def memory_expansion(rec, test: dict, preds: dict, truth_rows: list[dict], k: int) -> dict:
+    """Among test samples showing a held-out kind: how often the top-k holds that kind."""
+    idx = [i for i, t in enumerate(truth_rows) if set(json.loads(t["factors"] or "{}").get("kinds", [])) & set(HOLDOUT)]
+    if not idx:
+        return {"n": 0}
+    sub = {key: v[idx] for key, v in preds.items()}
+    res = rec.retrieve(sub, k, names=[test["sample_id"][i] for i in idx])
+    ids = sorted({m.clip_id for r in res for m in r.memories})
+    kinds = {r["clip_id"]: set(json.loads(r["factors"] or "{}").get("kinds", []))
+             for r in rec.store.get_clips(ids, ["factors"]).to_pylist()} if ids else {}
+    top1 = [bool(kinds[r.memories[0].clip_id] & set(HOLDOUT)) for r in res if r.memories]
+    topk = [any(kinds[m.clip_id] & set(HOLDOUT) for m in r.memories) for r in res]
+    return {"n": len(idx), "top1_heldout": float(np.mean(top1)), f"top{k}_heldout": float(np.mean(topk))}
+
+
+def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: dict | None = None,
+             decoder: str = "replay", seed: int = 0) -> dict:
+    from cineneuron.brain.data import load_split
+    from cineneuron.brain.stage1 import train_stage1
+    from cineneuron.decode.stage2 import train_stage2
+    from cineneuron.eval.run import evaluate_subject
+    from cineneuron.ingest import IngestOptions, ingest_clips
+    from cineneuron.ingest_fmri import ingest_subject
+    from cineneuron.query import Reconstructor
+    from cineneuron.sources import get_source
+    from cineneuron.sources.synth import KINDS, generate
+    from cineneuron.store import Store
+
+    bar = progress_factory or (lambda *a, **k: _NullBar())
+    t0 = time.perf_counter()
+    work = Path(work)
+    cfg = demo_config(work, overrides)
+    timings = {}
+
+    def timed(name, fn):
+        t = time.perf_counter()
+        out = fn()
+        timings[name] = round(time.perf_counter() - t, 1)
+        return out
+
+    _step(log, f"1/7 simulating a world (vehicles held out of training) and a clips-only world with them, in {work}")
+    world, extra = work / "world", work / "world-extra"
+    with bar("synth", "items") as p:
+        timed("synth", lambda: generate(str(world), size="demo", subjects=1, seed=seed, holdout_kinds=HOLDOUT,
+                                        progress=lambda a, t, w="": p(a, t)))
+    timed("synth_extra", lambda: generate(str(extra), size="small", subjects=0, seed=seed + 1,
+                                          kinds=[k for k in KINDS if k in HOLDOUT or k in ("dog", "man", "chair")]))
+    _step(log, "2/7 creating the store (classic preset) and ingesting clips + fMRI")
+    store = Store.create(cfg.store.uri, "classic")
+    opts = IngestOptions(batch_size=cfg.encoders.batch_size, backend=cfg.encoders.video_backend)
+    with bar("ingest", "clips") as p:
+        rep = timed("ingest", lambda: ingest_clips(store, get_source("synth")(str(world)), opts, progress=p))
+    log(rep.summary())
+    fm = timed("ingest_fmri", lambda: ingest_subject(store, "synth", str(world), "1", cfg))
+    log(fm.summary())
+
+    _step(log, "3/7 stage 1: Brain Model from the store")
+    with bar("stage 1", "steps") as p:
+        s1 = timed("stage1", lambda: train_stage1(store, cfg, "1", progress=p))
+    _step(log, "4/7 stage 2: the MoM router")
+    with bar("stage 2", "steps") as p:
+        timed("stage2", lambda: train_stage2(store, cfg, "1", progress=p))
+    if decoder == "wan":
+        from cineneuron.decode.wan_stage2 import train_stage2_wan
+
+        log("[demo] Wan at toy size with random weights: its videos are noise, not reconstructions")
+        wcfg = cfg.model_copy(update={"decode": cfg.decode.model_copy(update={"decoder": "wan", "wan_toy": True, "num_frames": 9, "height": 32, "width": 32, "steps": 2})})
+        timed("stage2_wan", lambda: train_stage2_wan(store, wcfg, "1"))
+
+    _step(log, "5/7 evaluation on the test set (report folder)")
+    report_dir = work / "report"
+    with bar("eval", "stages") as p:
+        ev = timed("eval", lambda: evaluate_subject(store, cfg, "1", out_dir=str(report_dir), progress=p))
+
+    _step(log, f"6/7 memory expansion: ingest {EXTRA_SOURCE} (clips only), no training step")
+    rec = Reconstructor(store, cfg, "1")
+    test = load_split(store, rec.dataset, "1", "test", where="repeat = -1")
+    preds = rec.predict(test["voxels"])
+    truth = store.get_clips(test["clip_id"], ["factors"]).to_pylist()
+    before = memory_expansion(rec, test, preds, truth, cfg.decode.top_k)
+    rep2 = timed("ingest_extra", lambda: ingest_clips(store, get_source("synth")(str(extra), source_name=EXTRA_SOURCE), opts))
+    log(rep2.summary())
+    after = memory_expansion(rec, test, preds, truth, cfg.decode.top_k)
+
+    _step(log, "7/7 summary")
+    summary = summarize(s1, ev, before, after, cfg.decode.top_k)
+    summary["timings_s"] = {**timings, "total": round(time.perf_counter() - t0, 1)}
+    (report_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2))
+    table = summary_table(summary)
+    (report_dir / "demo_summary.md").write_text(table + "\n")
+    plot_summary(summary, report_dir / "plots" / "demo_summary.png")
+    log(table)
+    log(f"[demo] report: {report_dir}  (store: {cfg.store.uri})")
+    return summary
+
+
+def summarize(s1, ev, before: dict, after: dict, k: int) -> dict:
+    r, b = ev["results"], ev["baselines"]
+    ridge = s1.ridge
+    mom, txt = r["mom"], b["text-only"]["mom"]
+    return {
+        "n_test": ev["n_test"],
+        "chance_retrieval": r["retrieval"]["forward"]["chance"],
+        "pool_size": r["retrieval"]["forward"]["pool_size"],
+        "stage1_retrieval": {"forward": r["retrieval"]["forward"]["value"], "backward": r["retrieval"]["backward"]["value"]},
+        "ridge_retrieval": {"forward": ridge.get("img_forward"), "backward": ridge.get("img_backward")},
+        "mom": {"top1_same_superclass": mom["top1_same_superclass"]["value"], "top1_same_action": mom["top1_same_action"]["value"]},
+        "text_only": {"top1_same_superclass": txt["top1_same_superclass"]["value"], "top1_same_action": txt["top1_same_action"]["value"]},
+        "router": r["router"],
+        "ssim_rgb": r["ssim"]["rgb"]["value"], "psnr_rgb": r["psnr"]["rgb"]["value"],
+        "memory_expansion": {"before": before, "after": after, "k": k},
+    }
+
+
+def summary_table(s: dict) -> str:
+    f = lambda x: "—" if x is None else f"{x:.3f}"  # noqa: E731
+    me, k = s["memory_expansion"], s["memory_expansion"]["k"]
+    rows = [
+        "| what | forward / superclass | backward / action |",
+        "| --- | --- | --- |",
+        f"| stage-1 retrieval top-1 of {s['pool_size']} (chance {s['chance_retrieval']:.3f}) | {f(s['stage1_retrieval']['forward'])} | {f(s['stage1_retrieval']['backward'])} |",
+        f"| ridge baseline retrieval | {f(s['ridge_retrieval']['forward'])} | {f(s['ridge_retrieval']['backward'])} |",
+        f"| MoM top-1 memory: same superclass / same action | {f(s['mom']['top1_same_superclass'])} | {f(s['mom']['top1_same_action'])} |",
+        f"| text-only top-1 baseline | {f(s['text_only']['top1_same_superclass'])} | {f(s['text_only']['top1_same_action'])} |",
+        f"| router weights mean (txt, img, act) | {', '.join(f'{v:.2f}' for v in s['router']['mean'].values())} | spread (std) {', '.join(f'{v:.3f}' for v in s['router']['std'].values())} |",
+        f"| replay SSIM / PSNR (rgb) | {f(s['ssim_rgb'])} | {s['psnr_rgb']:.2f} dB |",
+        f"| held-out vehicles in top-{k}, before -> after ingesting {EXTRA_SOURCE} (n={me['before'].get('n', 0)}) | "
+        f"{f(me['before'].get(f'top{k}_heldout'))} -> {f(me['after'].get(f'top{k}_heldout'))} | top-1: {f(me['before'].get('top1_heldout'))} -> {f(me['after'].get('top1_heldout'))} |",
+    ]
+    return "\n".join(rows)
+
+
+def plot_summary(s: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    k = s["memory_expansion"]["k"]
+    labels = ["stage-1 fwd", "ridge fwd", "MoM superclass", "text-only superclass", "MoM action", "text-only action",
+              f"held-out top-{k} before", f"held-out top-{k} after"]
+    vals = [s["stage1_retrieval"]["forward"], s["ridge_retrieval"]["forward"], s["mom"]["top1_same_superclass"],
+            s["text_only"]["top1_same_superclass"], s["mom"]["top1_same_action"], s["text_only"]["top1_same_action"],
+            s["memory_expansion"]["before"].get(f"top{k}_heldout", 0), s["memory_expansion"]["after"].get(f"top{k}_heldout", 0)]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.bar(range(len(vals)), [v or 0 for v in vals], color=["C0", "C7", "C0", "C7", "C0", "C7", "C7", "C2"])
+    ax.axhline(s["chance_retrieval"], ls="--", c="k", lw=0.8, label="retrieval chance")
+    ax.set_xticks(range(len(vals)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title("CineNeuron demo on the simulated world")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+class _NullBar:
+    def __enter__(self):
+        return lambda *a, **k: None
+
+    def __exit__(self, *exc):
+        return False

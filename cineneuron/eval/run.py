@@ -1,0 +1,194 @@
+"""`cn eval`: reconstruct a subject's test set and compute every metric it can.
+
+Brain retrieval (stage-1 heads) and MoM retrieval are measured beside two baselines computed
+the same way: a closed-form ridge from fMRI, and text-only retrieval (the paper's ablation).
+Pixel and motion metrics compare the replay reconstruction with the ground-truth clip's frames
+at the store's preview resolution. Metrics that need classifier or CLIP/DINO weights are
+skipped with a notice unless those weights are given.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cineneuron.config import RootConfig
+
+OBJECT_FREE = {"indoor", "outdoor", "others"}  # scene words: a match on these alone is weak
+
+
+@dataclass
+class EvalModels:
+    """Local weight paths for the classifier- and feature-based metrics (all optional)."""
+
+    videomae: str | None = None
+    vit: str | None = None
+    clip: str | None = None
+    dinov2: str | None = None
+    raft: str | None = None
+    notices: list[str] = field(default_factory=list)
+
+
+def _object_labels(labels) -> set[str]:
+    return set(labels) - OBJECT_FREE
+
+
+def _rate(hits: list[bool], variant: str) -> dict:
+    hits = [h for h in hits if h is not None]
+    n = len(hits)
+    v = float(np.mean(hits)) if n else float("nan")
+    return {"value": v, "std": float(np.sqrt(v * (1 - v) / n)) if n else float("nan"), "n": n, "variant": variant}
+
+
+def mom_metrics(store, results, truth_rows: list[dict], k: int) -> dict:
+    """Semantic correctness of retrieved memories (label-based; no classifier needed)."""
+    from cineneuron.eval.semantic import label_accuracy_multihot
+    from cineneuron.schemas.superclasses import label_vec
+
+    ids = sorted({m.clip_id for r in results for m in r.memories})
+    meta = {r["clip_id"]: r for r in store.get_clips(ids, ["factors", "labels"]).to_pylist()} if ids else {}
+    sup, act, act_k = [], [], []
+    for r, t in zip(results, truth_rows):
+        t_obj, t_act = _object_labels(t["labels"]), json.loads(t["factors"] or "{}").get("action")
+        if not r.memories:
+            continue
+        top = meta[r.memories[0].clip_id]
+        if t_obj:
+            sup.append(bool(_object_labels(top["labels"]) & t_obj))
+        if t_act is not None:
+            acts = [json.loads(meta[m.clip_id]["factors"] or "{}").get("action") for m in r.memories]
+            act.append(acts[0] == t_act)
+            act_k.append(t_act in acts)
+    out = {"top1_same_superclass": _rate(sup, "top-1 memory shares an object superclass with the seen clip"),
+           "top1_same_action": _rate(act, "top-1 memory has the seen clip's action (ground-truth factor)"),
+           f"top{k}_has_action": _rate(act_k, f"the seen clip's action is among the top-{k} memories")}
+    full = [r for r in results if len(r.memories) == k]
+    if full and len(full) == len(results):
+        mem_labels = np.array([[label_vec(m.labels) for m in r.memories] for r in results])  # (Q, K, 15)
+        scores = np.array([[m.score for m in r.memories] for r in results])  # (Q, K)
+        truth = np.array([label_vec(t["labels"]) for t in truth_rows])  # (Q, 15)
+        out["label_vote"] = label_accuracy_multihot(mem_labels, scores, truth)
+    return out
+
+
+def _by_space(metrics: dict) -> dict:
+    """Retrieval per target space (img, txt, act) x direction, as report leaves."""
+    return {k: {"value": v, "chance": metrics.get("chance"), "pool_size": metrics.get("pool_size")}
+            for k, v in metrics.items() if k.endswith(("_forward", "_backward"))}
+
+
+def router_spread(results) -> dict:
+    w = np.array([[r.weights["txt"], r.weights["img"], r.weights["act"]] for r in results])  # (Q, 3)
+    return {"mean": dict(zip(("txt", "img", "act"), w.mean(0).round(4).tolist())),
+            "std": dict(zip(("txt", "img", "act"), w.std(0).round(4).tolist()))}
+
+
+def pixel_metrics(gts: list[np.ndarray], recons: list[np.ndarray]) -> dict:
+    from cineneuron.eval.frames import psnr, ssim
+    from cineneuron.eval.motion import dynamic_degree_gap, epe_videos
+
+    res = gts[0].shape[1:3]
+    return {
+        "ssim": {"rgb": ssim(gts, recons, resolution=res, color="rgb"), "gray": ssim(gts, recons, resolution=res, color="gray")},
+        "psnr": {"rgb": psnr(gts, recons, resolution=res, color="rgb"), "gray": psnr(gts, recons, resolution=res, color="gray")},
+        "epe": {"farneback": epe_videos(gts, recons)},
+        "dynamic_degree": dynamic_degree_gap(gts, recons),
+    }
+
+
+def evaluate_subject(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, split: str = "test",
+                     out_dir: str | None = None, n_videos: int = 6, models: EvalModels | None = None,
+                     progress=None) -> dict:
+    from cineneuron.brain.data import load_split, load_targets
+    from cineneuron.brain.evaluate import evaluate
+    from cineneuron.brain.stage1 import ridge_baseline, test_targets
+    from cineneuron.decode.replay import ReplayDecoder, decode_jpegs
+    from cineneuron.errors import CNError
+    from cineneuron.eval.retrieval import retrieval_top1
+    from cineneuron.query import Reconstructor
+
+    step = progress or (lambda *a, **k: None)
+    rec = Reconstructor(store, cfg, subject, dataset)
+    test = load_split(store, rec.dataset, rec.subject, split, where="repeat = -1")
+    if not test["clip_id"]:
+        test = load_split(store, rec.dataset, rec.subject, split)
+    if not test["clip_id"]:
+        raise CNError(f"subject {subject} has no {split} samples to evaluate")
+    step(1, 6, "predict")
+    targets = load_targets(store, test["clip_id"])
+    tt = test_targets(targets, test["clip_id"])
+    preds = rec.predict(test["voxels"])
+    k = cfg.decode.top_k
+    results: dict = {"dataset": rec.dataset, "notices": []}
+    results["retrieval"] = {d: retrieval_top1(preds["img"], tt["img"], direction=d, return_ranks=True) for d in ("forward", "backward")}
+    results["retrieval_by_space"] = _by_space(evaluate(preds, tt))
+    step(1, 6, "ridge")
+    train = load_split(store, rec.dataset, rec.subject, "train")
+    ridge, _ = ridge_baseline(train, load_targets(store, train["clip_id"] + test["clip_id"]), test, cfg.train.seed)
+    baselines = {"ridge": {"retrieval": {"forward": {"value": ridge["img_forward"]}, "backward": {"value": ridge["img_backward"]}},
+                           "retrieval_by_space": _by_space(ridge)}}
+
+    step(1, 6, "retrieve")
+    truth_rows = store.get_clips(test["clip_id"], ["labels", "factors", "frames", "caption"]).to_pylist()
+    names = test["sample_id"]
+    mom = rec.retrieve(preds, k, names=names)
+    text_only = rec.retrieve({**preds, "w": np.tile([1.0, 0.0, 0.0], (len(names), 1))}, k, names=names)
+    uniform = rec.retrieve(preds, k, names=names, uniform_router=True)
+    results["mom"] = mom_metrics(store, mom, truth_rows, k)
+    results["router"] = router_spread(mom)
+    baselines["text-only"] = {"mom": mom_metrics(store, text_only, truth_rows, k)}
+    baselines["uniform-router"] = {"mom": mom_metrics(store, uniform, truth_rows, k)}
+
+    step(1, 6, "decode")
+    recon = ReplayDecoder(cfg.decode.temperature).decode(store, mom)
+    gts = [decode_jpegs(r["frames"]) for r in truth_rows]
+    results.update(pixel_metrics(gts, recon))
+    results["notices"] += optional_metrics(results, gts, recon, models or EvalModels())
+
+    step(1, 6, "report")
+    report = None
+    if out_dir:
+        from cineneuron.eval.report import write_report
+
+        mem_frames = ReplayDecoder().memory_frames(store, [m.clip_id for r in mom[:n_videos] for m in r.memories[:3]])
+        videos = [(gts[i], recon[i], [mem_frames[m.clip_id] for m in mom[i].memories[:3]],
+                   [truth_rows[i]["caption"], "replay"] + [m.caption for m in mom[i].memories[:3]])
+                  for i in range(min(n_videos, len(mom)))]
+        report = write_report(out_dir, results, config={**cfg.model_dump(), "dataset": rec.dataset},
+                              store_version=store.version, checkpoint=str(rec.checkpoint), baselines=baselines,
+                              videos=videos)
+    step(1, 6, "done")
+    return {"results": results, "baselines": baselines, "files": report, "n_test": len(names),
+            "checkpoint": str(rec.checkpoint)}
+
+
+def optional_metrics(results: dict, gts, recons, models: EvalModels) -> list[str]:
+    """CLIP-pcc, DTC and n-way accuracy, when their weights are given; else notices."""
+    from cineneuron.eval import models as M
+    from cineneuron.eval.frames import clip_pcc_videos, dtc_videos
+    from cineneuron.eval.semantic import n_way_suite
+
+    notices = []
+    clip, note = M.load_clip(models.clip) if models.clip else (None, "skipped CLIP-pcc: no CLIP weights given (--clip FILE)")
+    if clip:
+        results["clip_pcc"] = {"adjacent": clip_pcc_videos(recons, clip, "adjacent"), "all": clip_pcc_videos(recons, clip, "all")}
+    else:
+        notices.append(note)
+    dino, note = M.load_dinov2(models.dinov2) if models.dinov2 else (None, "skipped DTC: no DINOv2 weights given (--dinov2 DIR)")
+    if dino:
+        results["dtc"] = dtc_videos(recons, dino)
+    else:
+        notices.append(note)
+    vmae, note = M.load_videomae(models.videomae) if models.videomae else (None, "skipped video n-way accuracy: no VideoMAE weights given (--videomae DIR)")
+    if vmae:
+        results.setdefault("semantic", {})["video"] = n_way_suite(vmae.predict_proba(recons), vmae.predict_proba(gts))
+    else:
+        notices.append(note)
+    vit, note = M.load_vit(models.vit) if models.vit else (None, "skipped frame n-way accuracy: no ImageNet ViT weights given (--vit DIR)")
+    if vit:
+        results.setdefault("semantic", {})["frame"] = n_way_suite(vit.predict_proba_videos(recons), vit.predict_proba_videos(gts))
+    else:
+        notices.append(note)
+    return [n for n in notices if n]

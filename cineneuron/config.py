@@ -94,6 +94,9 @@ class DecodeConfig(_Section):
     width: int = Field(624, ge=16, description="Wan width, multiple of 16 (cc2017: 624, CineBrain: 720)")
     steps: int = Field(50, ge=1, description="Wan denoising steps")
     guidance_scale: float = Field(5.0, ge=0, description="classifier-free guidance; the negative is the stored empty prompt")
+    wan_lora_rank: int = Field(16, ge=1, description="stage 2 with --decoder wan: LoRA rank on the DiT's attention projections (paper: 16)")
+    wan_lora_alpha: float = Field(16.0, gt=0, description="stage 2 with --decoder wan: LoRA alpha, saved with the adapter (paper: 16)")
+    wan_seed: int = Field(0, description="seed of the Wan sampler's initial noise (same seed, same video)")
 
 
 class FmriConfig(_Section):

@@ -21,8 +21,9 @@ EXTRA_SOURCE = "synth-extra"
 
 
 def demo_config(work: Path, overrides: dict | None = None) -> RootConfig:
+    # Two response TRs (4-8 s after the clip): the simulated HRF peaks at about 5 s.
     base = {"store.uri": str(work / "store"), "train.epochs": 40, "train.stage2_epochs": 10,
-            "train.batch_size": 64, "decode.top_k": 5}
+            "train.batch_size": 64, "decode.top_k": 5, "fmri.cc2017.n_tr": 2}
     return load_config(None, {**base, **(overrides or {})})
 
 

@@ -155,8 +155,13 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
     specs = list(source.clips())
     if opts.limit is not None:
         specs = specs[: opts.limit]
-    job = store.catalog.start_job(source.name, str(source.root), "clips", len(specs))
-    report = IngestReport(job_id=job, source=source.name, n_total=len(specs))
+    name = getattr(source, "source_name", source.name)
+    job = store.catalog.start_job(name, str(source.root), "clips", len(specs))
+    report = IngestReport(job_id=job, source=name, n_total=len(specs))
+    # Videos a source could not even list clips for (missing, unreadable) are failures too.
+    for video, reason in getattr(source, "skipped", []):
+        report.n_failed += 1
+        report.errors.append({"item": str(video), "reason": reason})
     have = set() if opts.force else store.existing_ids([s.clip_id for s in specs])
     todo = [s for s in specs if s.clip_id not in have]
     report.n_skipped = len(specs) - len(todo)

@@ -63,11 +63,13 @@ def run_query(store, cfg: RootConfig, fmri: str, subject: str, *, dataset: str |
     rec = Reconstructor(store, cfg, subject, dataset)
     x = rec.load(fmri)
     names = [f"{Path(fmri).name}[{i}]" for i in range(len(x))]
-    results = rec.retrieve(rec.predict(x), cfg.decode.top_k, where, names)
+    preds = rec.predict(x)
+    results = rec.retrieve(preds, cfg.decode.top_k, where, names)
     videos: list[str | None] = [None] * len(results)
     if out:
         decoder = create_decoder(cfg.decode, store=store, reconstructor=rec)
-        frames = decoder.decode(store, results)
+        # The wan decoder fuses each query's fMRI embedding F (preds["F"]) with its memories.
+        frames = decoder.decode(store, results, preds=preds) if decoder.name == "wan" else decoder.decode(store, results)
         outp = Path(out)
         for i, f in enumerate(frames):
             p = outp if len(frames) == 1 else outp.with_name(f"{outp.stem}_{i}{outp.suffix or '.mp4'}")

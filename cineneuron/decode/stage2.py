@@ -71,7 +71,7 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     check_compatible(store, extra, dataset, subject)
     train_ids = sample_clip_ids(store, dataset, subject, "train")
     targets = load_targets(store, train_ids)
-    pool = torch.from_numpy(targets.mix)  # (N, d_mix): the training memories
+    pool = torch.from_numpy(np.array(targets.mix))  # (N, d_mix): the training memories (a writable copy)
     batches = StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size, seed=cfg.train.seed + 1)
     tc = trainer_config(cfg, batches.n_batches(0), epochs=cfg.train.stage2_epochs, lr=cfg.train.stage2_lr)
     weights = tc.loss_weights()
@@ -117,8 +117,9 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
 
 
 def predict_mom(model, router, voxels: np.ndarray, subject: str, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Head outputs (unit vectors), class probabilities and router weights for a batch of fMRI."""
-    parts: dict[str, list] = {k: [] for k in ("txt", "img", "act", "w", "cls_probs")}
+    """Head outputs (unit vectors), class probabilities, router weights and the fMRI embedding F
+    (B, L, D_f), which the Wan decoder's fusion needs, for a batch of fMRI."""
+    parts: dict[str, list] = {k: [] for k in ("txt", "img", "act", "w", "cls_probs", "F")}
     model.eval()
     router.eval()
     with torch.no_grad():
@@ -129,4 +130,5 @@ def predict_mom(model, router, voxels: np.ndarray, subject: str, batch_size: int
                 parts[k].append(torch.nn.functional.normalize(out[k], dim=-1).numpy())
             parts["w"].append(router(out["F"]).numpy())
             parts["cls_probs"].append(torch.sigmoid(out["cls_logits"]).numpy())
+            parts["F"].append(out["F"].numpy())  # (b, L, D_f)
     return {k: np.concatenate(v) for k, v in parts.items()}

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from cineneuron.errors import CNError
 from cineneuron.sources.synth import hrf, writer
-from cineneuron.sources.synth.data import kind_names, sizes, superclass_of, world
+from cineneuron.sources.synth.data import category_names, kind_names, sizes, superclass_of, world
 from cineneuron.sources.synth.features import GRID, channel_names, clip_features
 from cineneuron.sources.synth.render import render_clip
 from cineneuron.sources.synth.scenes import ClipScene, sample_scene
@@ -46,6 +46,10 @@ class WorldConfig:
     frame_size: int
     fps: int
     clip_s: float = CLIP_S
+    holdout_kinds: tuple[str, ...] = ()  # kinds kept out of the training segments (memory-expansion test)
+
+    def kinds_for(self, split: str) -> list[str]:
+        return [k for k in self.kinds if split != "train" or k not in self.holdout_kinds]
 
     @property
     def frames_per_clip(self) -> int:
@@ -76,15 +80,18 @@ def resolve_config(size, clips, subjects, voxels, tr, snr, kinds, seed, frame_si
     # Whole segments of equal length; enough of them that the test share is about `frac`.
     n_segs = min(total, max(2, int(round(total / base["clips_per_segment"])), int(round(1 / frac))))
     per = total // n_segs
-    n_test_segs = max(1, int(round(n_segs * frac)))
+    n_test_segs = min(n_segs - 1, max(1, int(round(n_segs * frac))))
     n_train_segs = n_segs - n_test_segs
     frame_size = int(frame_size or base["frame_size"])
     fps = int(fps or base["fps"])
     snr = float(base["snr"] if snr is None else snr)
     voxels = int(base["voxels"] if voxels is None else voxels)
     _check(subjects, voxels, tr, snr, frame_size, fps)
-    return WorldConfig(name, per, n_train_segs, n_test_segs, int(subjects), voxels, float(tr), snr,
-                       _check_kinds(kinds), int(seed), frame_size, fps)
+    cfg = WorldConfig(name, per, n_train_segs, n_test_segs, int(subjects), voxels, float(tr), snr,
+                      _check_kinds(kinds), int(seed), frame_size, fps)
+    if cfg.volumes_per_run < 1:
+        raise CNError(f"runs of {per} clips ({per * CLIP_S:g} s) hold no volume at TR {tr:g} s; ask for more --clips")
+    return cfg
 
 
 def _check(subjects, voxels, tr, snr, frame_size, fps) -> None:
@@ -116,13 +123,22 @@ def _check_kinds(kinds) -> tuple[str, ...]:
 def generate(out_dir, *, size: str | None = None, clips: int | None = None, subjects: int = 1,
              voxels: int | None = None, tr: float = 2.0, snr: float | None = None,
              kinds: list[str] | None = None, seed: int = 0, frame_size: int | None = None,
-             fps: int | None = None, progress: Progress | None = None) -> dict:
+             fps: int | None = None, progress: Progress | None = None,
+             holdout_kinds: list[str] | None = None) -> dict:
     """Write a synthetic world with `subjects` simulated subjects (0: clips and sidecar only).
+
+    holdout_kinds: kinds that never appear in the training segments but do in the test ones,
+    so a category can be absent from training and from the training memories.
 
     Returns a summary: clip, segment, subject and voxel counts, volumes per run, wall seconds.
     """
     t0 = time.perf_counter()
     cfg = resolve_config(size, clips, subjects, voxels, tr, snr, kinds, seed, frame_size, fps)
+    if holdout_kinds:
+        held = _check_kinds(holdout_kinds)
+        if not [k for k in cfg.kinds if k not in held]:
+            raise CNError("--holdout would leave no kind for the training segments")
+        cfg = replace(cfg, holdout_kinds=held)
     root = Path(out_dir)
     (root / "stimuli").mkdir(parents=True, exist_ok=True)
     (root / "truth").mkdir(exist_ok=True)
@@ -153,7 +169,7 @@ def _render_segment(cfg: WorldConfig, root: Path, name: str, split: str, index: 
     try:
         for t in range(cfg.clips_per_segment):
             rng = np.random.default_rng([cfg.seed, 1, SPLIT_CODE[split], index, t])
-            scene = sample_scene(rng, list(cfg.kinds))
+            scene = sample_scene(rng, cfg.kinds_for(split))
             clip = render_clip(scene, cfg.frame_size, cfg.fps, cfg.clip_s)
             video.append(clip.frames)
             f, prev = clip_features(clip, prev)
@@ -213,6 +229,7 @@ def _write_subject_truth(path, subject: Subject, live, signal, clean, train, tes
     arrays = {k: v for k, v in subject.arrays().items()}
     arrays.update(
         responsive=live, type_names=np.array(TYPES), weight_names=np.array(WEIGHTS),
+        category_names=np.array(category_names()),
         motion_dir_deg=subject.motion_dir.astype(np.float32) * 45.0,
         category_tuning=subject.weights[:, 3:6], scene_tuning=subject.weights[:, 6:8],
         signal_mean=mu, signal_sd=sd,
@@ -240,6 +257,7 @@ def _write_stimulus_truth(root: Path, cfg: WorldConfig, clips: list[dict], feats
 def _world_params(cfg: WorldConfig) -> dict:
     params = asdict(cfg)
     params["kinds"] = list(cfg.kinds)
+    params["holdout_kinds"] = list(cfg.holdout_kinds)
     params.update(
         generator="cineneuron.sources.synth", format_version=1, layout="cc2017",
         volumes_per_run=cfg.volumes_per_run, frames_per_clip=cfg.frames_per_clip,

@@ -1,0 +1,85 @@
+"""Shared bench helpers: a store of random unit-vector memories written through the store API.
+
+The encoders here are placeholders that only give the preset an identity: benches write
+precomputed random vectors, so the numbers measure the store, not an encoder.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cineneuron.encoders.registry import Encoder, register
+from cineneuron.schemas.records import clip_id
+from cineneuron.store import EncodedClip, Store
+
+DIMS = {"image": 256, "text": 256, "action": 256, "cond": 16}  # mix = 768, as in the LanceDB notes
+
+
+for _m in ("image", "text", "action", "cond"):
+    register(f"bench-{_m}")(type(f"Bench{_m.title()}", (Encoder,), {"modality": _m}))
+
+
+def bench_store(root: Path, name: str = "bench") -> Store:
+    preset = {"name": name, "frames": {"n": 1, "size": 8},
+              "encoders": {m: {"name": f"bench-{m}", "dim": d} for m, d in DIMS.items()}}
+    p = root / f"{name}.json"
+    p.write_text(json.dumps(preset))
+    return Store.create(str(root / "store"), str(p))
+
+
+def random_rows(n: int, start: int, rng: np.random.Generator, clustered: bool = True) -> list[EncodedClip]:
+    """Unit vectors around 1,000 cluster centres (ANN is meaningless on pure noise)."""
+    def vecs(d):
+        if not clustered:
+            return rng.normal(size=(n, d)).astype(np.float32)
+        centres = np.random.default_rng(d).normal(size=(1000, d)).astype(np.float32)
+        return centres[rng.integers(0, 1000, n)] + 0.5 * rng.normal(size=(n, d)).astype(np.float32)
+
+    img, txt, act = vecs(DIMS["image"]), vecs(DIMS["text"]), vecs(DIMS["action"])
+    cond = np.zeros((1, DIMS["cond"]), np.float16)
+    return [EncodedClip(clip_id=clip_id("bench", f"v{i}", 0.0, 2.0), source="bench", video=f"v{i}", video_uri="",
+                        start_s=0.0, end_s=2.0, split="pool", caption="", labels=[],
+                        img_frames=img[j:j + 1], txt=txt[j], act=act[j], cond=cond)
+            for j, i in enumerate(range(start, start + n))]
+
+
+def fill(store: Store, n: int, batch: int = 10_000, seed: int = 0) -> float:
+    """Write n rows in batches; returns rows/s of the upserts alone."""
+    rng = np.random.default_rng(seed)
+    have = store.count()
+    spent = 0.0
+    for s in range(have, n, batch):
+        rows = random_rows(min(batch, n - s), s, rng)
+        t = time.perf_counter()
+        store.upsert_clips(rows)
+        spent += time.perf_counter() - t
+    return (n - have) / spent if spent else float("nan")
+
+
+def timeit(fn, repeat: int) -> np.ndarray:
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return np.array(out)
+
+
+def numpy_topk(matrix: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
+    """The bare compute: one matmul and a partial sort, no store around it."""
+    s = q @ matrix.T
+    part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    return np.take_along_axis(part, np.argsort(-np.take_along_axis(s, part, 1), axis=1), 1)
+
+
+def recall_at_k(approx: list[list[str]], exact: list[list[str]]) -> float:
+    return float(np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact)]))
+
+
+def tmpdir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))

@@ -1,0 +1,450 @@
+"""`cn train --stage 2 --decoder wan`: Brain Model, router, fusion and the DiT's LoRA, trained together.
+
+Per batch:
+
+    voxels -> Brain Model -> heads, F -> router w -> q = [w_t q̂_t, w_i q̂_i, w_a q̂_a]
+    q · pool (own clip and clips overlapping it in its source video masked out) -> top-1 cond T*,
+    top-k img / act sets -> MoMFusion -> C -> Wan DiT (+ LoRA) -> flow-matching loss on the clip's
+    cached VAE latents
+    loss = flow matching + stage-1 losses + lambda_router * router InfoNCE
+
+The base DiT and the VAE are frozen; the Brain Model (backbone and heads), router, fusion and LoRA
+learn. Ground-truth latents are computed once per (clip, frames, size, VAE config) and kept in the
+store's `wan_latents` table, so epochs (and later runs) never re-encode video. The run lands in
+`runs/<dataset>-sub<subject>/stage2-wan/`: the Brain Model checkpoint, router, fusion
+(safetensors + JSON), LoRA (safetensors with its adapter config + JSON) and the run config.
+
+Ground-truth frames come from the clip's source video (`video_uri`, start_s, end_s). A square
+Wan size reads a centre square crop, like ingest. A non-square size reads the whole frame and
+centre-crops it to the target aspect (using the video's true aspect) before resizing, so nothing
+is stretched. An unreadable video falls back to the stored JPEG previews, resampled in time and
+resized (blurry at real sizes; the row records `source = "preview"`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from cineneuron.config import RootConfig, save_config
+from cineneuron.decode import wan_train as wt
+from cineneuron.decode.wan_decoder import LORA_DIR, TOY_NOTICE, WAN_META, fresh_fusion, fuse, save_fusion, wan_config, wan_run_dir
+from cineneuron.errors import CNError
+
+LATENTS_TABLE = "wan_latents"
+WRITE_EVERY = 16  # clips per Lance commit while caching latents (a crash loses at most this many)
+
+
+# ---------------------------------------------------------------- ground-truth frames
+
+
+def fit_frames(video: np.ndarray, n: int, height: int, width: int, src_aspect: float | None = None) -> np.ndarray:
+    """(T, h, w, 3) uint8 -> (n, height, width, 3): resampled in time, centre-cropped to the target aspect, resized.
+
+    src_aspect: the content's true width/height when the frames were squashed (read with crop=False).
+    """
+    from PIL import Image
+
+    idx = np.linspace(0, len(video) - 1, n).round().astype(int)  # (n,)
+    h, w = video.shape[1:3]
+    r = src_aspect if src_aspect else w / h
+    a = width / height
+    cw, ch = (w * a / r, h) if r > a else (w, h * r / a)  # kept region, in the frames' pixels
+    x0, y0 = (w - cw) / 2, (h - ch) / 2
+    box = (x0, y0, x0 + cw, y0 + ch)
+    return np.stack([np.asarray(Image.fromarray(video[i]).resize((width, height), Image.BILINEAR, box=box)) for i in idx])
+
+
+def clip_frames(row: dict, n: int, height: int, width: int, backend: str = "decord",
+                timeout_s: float = 120.0) -> tuple[np.ndarray | None, str]:
+    """The clip's ground truth (n, height, width, 3) uint8 and where it came from ("video", "preview" or a reason)."""
+    from cineneuron.sources.video import probe, read_clip_frames
+
+    uri, span = row.get("video_uri") or "", (float(row["start_s"]), float(row["end_s"]))
+    reason = "no video_uri"
+    # decord fails on some output sizes (e.g. 48 px from a 96 px video) where PyAV works: try both
+    backends = [backend] + (["pyav"] if backend != "pyav" else [])
+    for be in backends if uri and os.path.exists(uri) else []:  # a missing file skips the reader process
+        try:
+            if height == width:
+                return read_clip_frames(uri, [span], n, height, be, timeout_s)[0], "video"
+            side = max(height, width)
+            frames = read_clip_frames(uri, [span], n, side, be, timeout_s, crop=False)[0]  # (n, side, side, 3)
+            info = probe(uri)
+            return fit_frames(frames, n, height, width, src_aspect=info.width / info.height), "video"
+        except (CNError, ValueError) as e:
+            reason = str(e)
+    if uri and not os.path.exists(uri):
+        reason = f"{uri} not found"
+    if row.get("frames"):
+        from cineneuron.decode.replay import decode_jpegs
+
+        return fit_frames(decode_jpegs(row["frames"]), n, height, width), "preview"
+    return None, f"{reason}, and no preview frames"
+
+
+def to_video_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(F, H, W, 3) uint8 -> (1, 3, F, H, W) in [-1, 1], the VAE's input."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float().div(127.5).sub(1.0)  # (F, H, W, 3)
+    return x.permute(3, 0, 1, 2)[None]
+
+
+# ---------------------------------------------------------------- the latent cache
+
+
+def latent_key(num_frames: int, height: int, width: int, vae) -> str:
+    """Frames, size and a hash of the VAE config: a cached latent is valid for exactly these."""
+    conf = {k: v for k, v in dict(vae.config).items() if not k.startswith("_")}
+    digest = hashlib.sha256(json.dumps(conf, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f"f{num_frames}-h{height}-w{width}-vae{digest}"
+
+
+def latents_schema() -> pa.Schema:
+    return pa.schema([
+        pa.field("id", pa.string(), nullable=False),  # clip_id|key
+        pa.field("clip_id", pa.string()),
+        pa.field("key", pa.string()),  # latent_key(): frames, size, VAE config hash
+        pa.field("shape", pa.list_(pa.int32())),  # (z, F', h, w)
+        pa.field("source", pa.string()),  # "video" or "preview"
+        pa.field("latents", pa.binary()),  # float16, normalised with the VAE's latents_mean/std
+    ])
+
+
+def _sql_list(ids) -> str:
+    return ",".join("'" + str(c).replace("'", "''") + "'" for c in ids)
+
+
+class LatentCache:
+    """Ground-truth VAE latents of one key, in the store's `wan_latents` table, with an in-memory memo."""
+
+    def __init__(self, store, key: str, memo_bytes: int = 2 << 30):
+        self.store, self.key, self.memo_bytes = store, key, memo_bytes
+        self._memo: dict[str, np.ndarray] = {}
+        self._memo_size = 0
+
+    def _table(self, create: bool = False):
+        from cineneuron.store.store import _table_names
+
+        if LATENTS_TABLE in _table_names(self.store.db):
+            return self.store.db.open_table(LATENTS_TABLE)
+        if not create:
+            return None
+        tbl = self.store.db.create_table(LATENTS_TABLE, schema=latents_schema())
+        tbl.set_unenforced_primary_key("id")
+        return tbl
+
+    def _rows(self, ids: list[str], columns: list[str]) -> pa.Table | None:
+        tbl = self._table()
+        if tbl is None or not ids:
+            return None
+        parts = [tbl.to_lance().to_table(columns=columns, filter=f"key = '{self.key}' AND clip_id IN ({_sql_list(ids[i:i + 2000])})")
+                 for i in range(0, len(ids), 2000)]
+        return pa.concat_tables(parts)
+
+    def cached(self, ids: list[str]) -> set[str]:
+        t = self._rows(list(dict.fromkeys(ids)), ["clip_id"])
+        return set() if t is None else set(t.column("clip_id").to_pylist())
+
+    def sources(self) -> dict[str, str]:
+        tbl = self._table()
+        if tbl is None:
+            return {}
+        t = tbl.to_lance().to_table(columns=["clip_id", "source"], filter=f"key = '{self.key}'")
+        return dict(zip(t.column("clip_id").to_pylist(), t.column("source").to_pylist()))
+
+    def put(self, items: list[tuple[str, np.ndarray, str]]) -> None:
+        """items: (clip_id, latents (z, F', h, w) float16, source); idempotent (merge-insert on clip_id|key)."""
+        if not items:
+            return
+        from cineneuron.store.store import _retry
+
+        data = pa.Table.from_pylist([
+            {"id": f"{c}|{self.key}", "clip_id": c, "key": self.key, "shape": list(x.shape), "source": src,
+             "latents": np.ascontiguousarray(x, dtype=np.float16).tobytes()} for c, x, src in items
+        ], schema=latents_schema())
+        tbl = self._table(create=True)
+        _retry(lambda: tbl.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data))
+
+    def get(self, ids: list[str]) -> dict[str, np.ndarray]:
+        """Latents (z, F', h, w) float16 of the ids that have them (missing ids are left out)."""
+        need = [c for c in dict.fromkeys(ids) if c not in self._memo]
+        t = self._rows(need, ["clip_id", "shape", "latents"])
+        found = {}
+        if t is not None:
+            for c, shape, blob in zip(*(t.column(n).to_pylist() for n in ("clip_id", "shape", "latents"))):
+                found[c] = np.frombuffer(blob, dtype=np.float16).reshape(shape)
+        for c, x in found.items():
+            if self._memo_size + x.nbytes <= self.memo_bytes:  # epochs re-read from memory while it fits
+                self._memo[c] = x
+                self._memo_size += x.nbytes
+        return {c: self._memo.get(c, found.get(c)) for c in ids if c in self._memo or c in found}
+
+
+def cache_latents(store, cache: LatentCache, vae, clip_ids: list[str], wcfg, *, backend: str = "decord",
+                  timeout_s: float = 120.0, progress=None) -> dict:
+    """Encode the clips the cache lacks, once each. Returns {"encoded", "cached", "failed": {clip_id: reason}}."""
+    ids = list(dict.fromkeys(clip_ids))
+    have = cache.cached(ids)
+    todo = [c for c in ids if c not in have]
+    failed: dict[str, str] = {}
+    pending: list[tuple[str, np.ndarray, str]] = []
+    for i in range(0, len(todo), WRITE_EVERY):
+        chunk = todo[i:i + WRITE_EVERY]
+        rows = store.get_clips(chunk, ["video_uri", "start_s", "end_s", "frames"]).to_pylist()
+        for r in rows:
+            frames, src = clip_frames(r, wcfg.num_frames, wcfg.height, wcfg.width, backend, timeout_s)
+            if frames is None:
+                failed[r["clip_id"]] = src
+                continue
+            lat = wt.encode_latents(vae, to_video_tensor(frames), sample=False)[0]  # (z, F', h, w); the mode: one value per key
+            pending.append((r["clip_id"], lat, src))
+        cache.put(pending)
+        pending = []
+        if progress:
+            progress(0, None, f"VAE latents {min(i + WRITE_EVERY, len(todo))}/{len(todo)}")
+    return {"encoded": len(todo) - len(failed), "cached": len(have), "failed": failed}
+
+
+# ---------------------------------------------------------------- the training pool
+
+
+@dataclass
+class TrainPool:
+    """The training memories, row-aligned with ClipTargets: mix, img and act vectors, and exclusions."""
+
+    ids: list[str]
+    mix: torch.Tensor  # (N, d_mix)
+    img: torch.Tensor  # (N, d_img)
+    act: torch.Tensor  # (N, d_act)
+    exclude: list[np.ndarray]  # per row: rows never retrieved for it (itself + overlapping clips)
+    cond_dim: int
+    conds: dict[str, np.ndarray] = field(default_factory=dict)  # clip_id -> (L, D_c) float16, filled lazily
+
+    def t_star(self, store, rows: list[int]) -> list[np.ndarray]:
+        from cineneuron.store.rows import decode_cond
+
+        need = [self.ids[r] for r in rows if self.ids[r] not in self.conds]
+        if need:
+            t = store.get_clips(list(dict.fromkeys(need)), ["cond"])
+            for c, blob in zip(t.column("clip_id").to_pylist(), t.column("cond").to_pylist()):
+                self.conds[c] = decode_cond(blob, self.cond_dim)
+        return [self.conds[self.ids[r]] for r in rows]
+
+
+def build_pool(store, targets, device: str = "cpu") -> TrainPool:
+    from cineneuron.decode.mom import overlapping_ids, split_mix
+
+    mix = targets.mix.astype(np.float32)  # (N, d_mix) = [txt, img, act], unit parts
+    _, img, act = split_mix(mix, store.dims)
+    excl = [np.array(sorted(targets.row[c] for c in group if c in targets.row), dtype=np.int64)
+            for group in overlapping_ids(store, targets.ids)]
+    t = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(device)  # noqa: E731
+    return TrainPool(list(targets.ids), t(mix), t(img), t(act), excl, store.dims["cond"])
+
+
+def retrieve_fused(q: torch.Tensor, pool: TrainPool, rows: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k memory rows (B, k) and their validity (B, k) for queries q (B, d_mix) of samples at pool rows `rows`.
+
+    The sample's own clip and the clips overlapping it in time in the same video are never
+    retrieved, so the model learns from neighbours, as it must at test time.
+    """
+    with torch.no_grad():
+        scores = q.detach() @ pool.mix.T  # (B, N) mixture scores
+        for b, r in enumerate(rows.tolist()):
+            scores[b, torch.from_numpy(pool.exclude[r]).to(scores.device)] = float("-inf")
+        vals, idx = scores.topk(min(k, scores.shape[1]), dim=1)  # (B, k)
+        valid = torch.isfinite(vals)
+    if not bool(valid[:, 0].all()):
+        raise CNError("the training pool is too small: some sample has no memory left once its own and overlapping clips are excluded")
+    return idx, valid
+
+
+# ---------------------------------------------------------------- setup and step
+
+
+@dataclass
+class WanStage2:
+    """Everything a training step needs (built by `prepare`)."""
+
+    store: object
+    cfg: RootConfig
+    dataset: str
+    subject: str
+    source_checkpoint: Path
+    wcfg: object  # WanDecoderConfig
+    model: torch.nn.Module
+    mcfg: object
+    router: torch.nn.Module
+    fusion: torch.nn.Module
+    pipe: object  # WanPipeline: transformer (LoRA) and vae (frozen)
+    scheduler: object  # the 1000-step training table
+    targets: object  # ClipTargets of the training clips
+    pool: TrainPool
+    cache: LatentCache
+    latents: dict  # cache_latents() report
+    device: str = "cpu"
+
+    @property
+    def transformer(self):
+        return self.pipe.transformer
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """LoRA + Brain Model (backbone and heads) + router + fusion; refuses a DiT whose base weights learn."""
+        return wt.stage2_parameters(self.transformer, self.model, self.router, self.fusion)
+
+    def train(self) -> None:
+        self.model.train()
+        self.router.train()
+        self.fusion.train()
+
+    def loss(self, batch: dict, weights, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+        """The stage-2 objective on one StoreBatches batch: (loss, float logs)."""
+        from cineneuron.brain.losses import stage1_loss
+        from cineneuron.decode.mom import query_vector, router_infonce
+        from cineneuron.decode.wan import pad_text
+
+        dev, cfg = self.device, self.cfg
+        out = self.model(batch["voxels"].to(dev), self.subject)
+        tgt = {"img": self.model.pool_image_targets(batch["img_frames"].to(dev)), "txt": batch["txt"].to(dev),
+               "act": batch["act"].to(dev), "label_vec": batch["label_vec"].to(dev)}
+        losses = stage1_loss(out, tgt, weights)
+        rows = batch["clip_row"].to(dev)  # (B,) pool rows of the samples' own clips
+        w = self.router(out["F"])  # (B, 3)
+        q = query_vector(out["txt"], out["img"], out["act"], w)  # (B, d_mix)
+        l_router = router_infonce(q, self.pool.mix, rows, cfg.train.temperature)
+        idx, valid = retrieve_fused(q, self.pool, rows, cfg.decode.top_k)  # (B, k), (B, k)
+        lat = self.cache.get(batch["clip_id"])
+        has = [i for i, c in enumerate(batch["clip_id"]) if c in lat]  # samples whose clip has ground truth
+        l_fm = torch.zeros((), device=dev)
+        if has:
+            sel = torch.tensor(has, device=dev)
+            t_star = self.pool.t_star(self.store, idx[sel, 0].tolist())
+            c, _, _ = fuse(self.fusion, out["F"][sel], t_star, self.pool.img[idx[sel]], self.pool.act[idx[sel]], valid[sel])
+            c = pad_text(c, self.wcfg.text_len)  # (b, text_len, D_c): zeros after the real tokens, as at generation
+            x0 = torch.from_numpy(np.stack([lat[batch["clip_id"][i]] for i in has])).float().to(dev)  # (b, z, F', h, w)
+            l_fm = wt.flow_matching_loss(self.transformer, self.scheduler, x0, c, generator)
+        loss = l_fm + losses["loss"] + cfg.train.lambda_router * l_router
+        logs = {k: v.detach().item() for k, v in (("loss", loss), ("flow", l_fm), ("stage1", losses["loss"]),
+                                                    ("router", l_router), ("w_spread", w.std(0).mean()))}
+        return loss, logs
+
+
+def _upcast_lora(transformer) -> None:
+    """LoRA weights learn in fp32 even when the base DiT runs in bf16 (peft casts activations)."""
+    for p in wt.lora_parameters(transformer):
+        p.data = p.data.float()
+
+
+def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, progress=None) -> WanStage2:
+    from cineneuron.brain.data import load_targets, sample_clip_ids
+    from cineneuron.decode.stage2 import load_mom
+    from cineneuron.decode.wan import build_pipeline
+    from cineneuron.runs import check_compatible, latest_checkpoint, resolve_dataset
+
+    device = cfg.train.device
+    wcfg = wan_config(cfg.decode, store.dims["cond"], device=device)  # bad settings stop here, before any load
+    subject = str(subject)
+    dataset = resolve_dataset(store, subject, dataset)
+    src = latest_checkpoint(store, dataset, subject, base=cfg.train.runs_dir)  # replay stage 2, else stage 1
+    model, router, mcfg, extra = load_mom(src)
+    check_compatible(store, extra, dataset, subject)
+    train_ids = sample_clip_ids(store, dataset, subject, "train")
+    if not train_ids:
+        raise CNError(f"subject {subject} of {dataset} has no training samples; ingest them first")
+    targets = load_targets(store, train_ids)
+    pool = build_pool(store, targets, device)
+
+    pipe = build_pipeline(wcfg)
+    if pipe.transformer.config.text_dim != store.dims["cond"]:
+        raise CNError(f"the Wan transformer takes text_dim={pipe.transformer.config.text_dim} but the store's cond dim is {store.dims['cond']}")
+    wt.add_lora(pipe.transformer, r=cfg.decode.wan_lora_rank, alpha=cfg.decode.wan_lora_alpha)
+    wt.freeze(pipe.vae)
+    _upcast_lora(pipe.transformer)
+    cache = LatentCache(store, latent_key(wcfg.num_frames, wcfg.height, wcfg.width, pipe.vae))
+    report = cache_latents(store, cache, pipe.vae, targets.ids, wcfg, backend=cfg.encoders.video_backend,
+                           timeout_s=cfg.encoders.video_timeout_s, progress=progress)
+    if report["encoded"] + report["cached"] == 0:
+        first = next(iter(report["failed"].items()))
+        raise CNError(f"no training clip has ground-truth frames (e.g. {first[0]}: {first[1]}); check the videos' paths")
+    d_f = mcfg.mlp.token_dim if mcfg.backbone == "mlp" else mcfg.transformer.token_dim
+    fusion = fresh_fusion(d_f, store.dims, seed=cfg.train.seed)
+    model, router, fusion = model.to(device), router.to(device), fusion.to(device)
+    return WanStage2(store, cfg, dataset, subject, Path(src), wcfg, model, mcfg, router, fusion, pipe,
+                     wt.train_scheduler(source=pipe.scheduler), targets, pool, cache, report, device)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def save_run(parts: WanStage2, out_dir: Path, step: int, last: dict) -> None:
+    from cineneuron.brain.model import save_checkpoint
+    from cineneuron.decode.stage2 import save_router
+    from cineneuron.runs import checkpoint_extra
+
+    store, cfg, w = parts.store, parts.cfg, parts.wcfg
+    extra = checkpoint_extra(store, parts.dataset, parts.subject, stage=2, step=step, decoder="wan",
+                             source_checkpoint=str(parts.source_checkpoint))
+    save_checkpoint(out_dir, parts.model.cpu().eval(), parts.mcfg, extra)
+    save_router(out_dir, parts.router.cpu().eval())
+    save_fusion(out_dir, parts.fusion.cpu().eval())
+    wt.save_lora(out_dir / LORA_DIR, parts.transformer)
+    save_config(cfg, out_dir)
+    meta = {"toy": w.toy, "model_dir": str(w.model_dir) if w.model_dir else None, "text_dim": store.dims["cond"],
+            "num_frames": w.num_frames, "height": w.height, "width": w.width, "text_len": w.text_len,
+            "latent_key": parts.cache.key, "lora": {"r": cfg.decode.wan_lora_rank, "alpha": cfg.decode.wan_lora_alpha},
+            "source_checkpoint": str(parts.source_checkpoint), "latents": {k: v for k, v in parts.latents.items() if k != "failed"},
+            "failed_clips": parts.latents["failed"], "last": last}
+    (out_dir / WAN_META).write_text(json.dumps(meta, indent=1))
+
+
+def train_stage2_wan(store, cfg: RootConfig, subject: str, dataset: str | None = None, progress=None) -> dict:
+    """Stage 2 with the Wan generator; returns {"run_dir", "seconds", "steps", "last", "latents"[, "notice"]}."""
+    from cineneuron.brain.data import StoreBatches
+    from cineneuron.brain.stage1 import trainer_config
+
+    t0 = time.perf_counter()
+    parts = prepare(store, cfg, subject, dataset=dataset, progress=progress)
+    batches = StoreBatches(store, parts.dataset, parts.subject, parts.targets, batch_size=cfg.train.batch_size,
+                           seed=cfg.train.seed + 1)
+    tc = trainer_config(cfg, batches.n_batches(0), epochs=cfg.train.stage2_epochs, lr=cfg.train.stage2_lr)
+    weights = tc.loss_weights()
+    torch.manual_seed(cfg.train.seed)
+    gen = torch.Generator().manual_seed(cfg.train.seed)  # timesteps and noise of the flow-matching loss
+    params = parts.parameters()
+    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.total_steps, pct_start=tc.pct_start)
+    parts.train()
+    step, last = 0, {}
+    if progress:
+        progress(0, tc.total_steps)
+    for epoch in range(tc.epochs):
+        for batch in batches(epoch):
+            if step >= tc.total_steps:  # OneCycle cannot step past its total
+                break
+            loss, last = parts.loss(batch, weights, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            if progress:
+                progress(1, tc.total_steps, f"loss {last['loss']:.3f} flow {last['flow']:.3f}")
+    out_dir = wan_run_dir(store, parts.dataset, parts.subject, cfg.train.runs_dir)
+    save_run(parts, out_dir, step, last)
+    store.catalog.add_run(stage=2, subject=parts.subject, dataset=parts.dataset, config=cfg.model_dump(),
+                          metrics={**last, "decoder": "wan"}, checkpoint=str(out_dir), store_version=store.version)
+    summary = {"run_dir": str(out_dir), "seconds": round(time.perf_counter() - t0, 1), "steps": step, "last": last,
+               "latents": {"encoded": parts.latents["encoded"], "cached": parts.latents["cached"],
+                           "failed": len(parts.latents["failed"])}}
+    if parts.wcfg.toy:
+        summary["notice"] = TOY_NOTICE
+    return summary

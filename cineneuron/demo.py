@@ -76,7 +76,8 @@ def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: d
     with bar("synth", "items") as p:
         timed("synth", lambda: generate(str(world), size="demo", subjects=1, seed=seed, holdout_kinds=HOLDOUT,
                                         progress=lambda a, t, w="": p(a, t)))
-    timed("synth_extra", lambda: generate(str(extra), size="small", subjects=0, seed=seed + 1,
+    # Same frame size and rate as the first world, so only the content differs.
+    timed("synth_extra", lambda: generate(str(extra), size="demo", clips=150, subjects=0, seed=seed + 1,
                                           kinds=[k for k in KINDS if k in HOLDOUT or k in ("dog", "man", "chair")]))
     _step(log, "2/7 creating the store (classic preset) and ingesting clips + fMRI")
     store = Store.create(cfg.store.uri, "classic")
@@ -111,7 +112,7 @@ def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: d
     preds = rec.predict(test["voxels"])
     truth = store.get_clips(test["clip_id"], ["factors"]).to_pylist()
     before = memory_expansion(rec, test, preds, truth, cfg.decode.top_k)
-    rep2 = timed("ingest_extra", lambda: ingest_clips(store, get_source("synth")(str(extra), source_name=EXTRA_SOURCE), opts))
+    rep2 = timed("ingest_extra", lambda: ingest_clips(store, get_source("synth")(str(extra), source_name=EXTRA_SOURCE, split="pool"), opts))
     log(rep2.summary())
     after = memory_expansion(rec, test, preds, truth, cfg.decode.top_k)
 

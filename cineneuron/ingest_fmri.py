@@ -60,13 +60,14 @@ def ingest_subject(store, source: str, root: str, subject: str, cfg: RootConfig,
     dataset = source_name or source
     subject = str(subject)
     job = store.catalog.start_job(dataset, root, "fmri")
+    n = 0
     try:
         data = load_subject(source, root, subject, cfg, dataset, store.subject_mask(dataset, subject))
         # Refuses (before any write) a voxel count or mask that differs from the stored subject's.
         store.register_subject(dataset, subject, n_tr=data.n_tr, n_voxels=data.n_voxels, mask=data.mask,
                                mask_hash=data.mask_hash, qc=data.qc, root=root)
         have = store.existing_ids()
-        missing, n = 0, 0
+        missing = 0
         for batch in data.batches(cfg.fmri.batch_size):
             store.add_fmri(dataset, subject, batch)
             missing += sum(c not in have for c in batch.clip_id)
@@ -74,7 +75,9 @@ def ingest_subject(store, source: str, root: str, subject: str, cfg: RootConfig,
     except CNError as e:
         store.catalog.finish_job(job, n_ok=0, n_failed=1, n_skipped=0, errors=[{"item": f"subject {subject}", "reason": str(e)}],
                                  store_version=None)
-        raise
+        if "nothing was written" in str(e) or n:
+            raise
+        raise type(e)(f"{e}; nothing was written", exit_code=e.exit_code) from None
     store.catalog.finish_job(job, n_ok=n, n_failed=0, n_skipped=0, errors=[], store_version=None)
     return FmriReport(dataset, subject, data.n_voxels, data.n_tr, data.n_samples, data.qc, missing,
                       time.perf_counter() - t0)

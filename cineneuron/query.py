@@ -31,6 +31,11 @@ class Reconstructor:
 
         self.store, self.cfg, self.subject = store, cfg, str(subject)
         self.dataset = resolve_dataset(store, self.subject, dataset)
+        if checkpoint is None and cfg.decode.decoder == "wan":
+            from cineneuron.decode.wan_decoder import find_wan_run
+
+            # The Brain Model trained together with the fusion, when there is one.
+            checkpoint = find_wan_run(store, self.dataset, self.subject, cfg.train.runs_dir)
         self.checkpoint = Path(checkpoint) if checkpoint else latest_checkpoint(store, self.dataset, self.subject, base=cfg.train.runs_dir)
         self.model, self.router, self.mcfg, extra = load_mom(self.checkpoint)
         check_compatible(store, extra, self.dataset, self.subject)
@@ -60,6 +65,10 @@ def run_query(store, cfg: RootConfig, fmri: str, subject: str, *, dataset: str |
     from cineneuron.decode.base import create_decoder
     from cineneuron.decode.video_io import write_mp4
 
+    if out and cfg.decode.decoder == "wan":
+        from cineneuron.decode.wan_decoder import wan_config
+
+        wan_config(cfg.decode, store.dims["cond"])  # refuse bad frames/sizes before any model loads
     rec = Reconstructor(store, cfg, subject, dataset)
     x = rec.load(fmri)
     names = [f"{Path(fmri).name}[{i}]" for i in range(len(x))]
@@ -69,7 +78,7 @@ def run_query(store, cfg: RootConfig, fmri: str, subject: str, *, dataset: str |
     if out:
         decoder = create_decoder(cfg.decode, store=store, reconstructor=rec)
         # The wan decoder fuses each query's fMRI embedding F (preds["F"]) with its memories.
-        frames = decoder.decode(store, results, preds=preds) if decoder.name == "wan" else decoder.decode(store, results)
+        frames = decoder.decode(store, results, preds=preds)
         outp = Path(out)
         for i, f in enumerate(frames):
             p = outp if len(frames) == 1 else outp.with_name(f"{outp.stem}_{i}{outp.suffix or '.mp4'}")

@@ -63,10 +63,17 @@ def test_batch_with_nan_writes_nothing(store):
     assert store.count() == 0
 
 
+def _unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _mix(c) -> np.ndarray:
+    """The documented mix: [unit txt, unit mean of unit frames, unit act]."""
+    return np.concatenate([_unit(c.txt), _unit(_unit(c.img_frames).mean(0)), _unit(c.act)]).astype(np.float32)
+
+
 def _numpy_topk(store, clips, q, k, allowed=None, exclude=()):
-    m = np.stack([np.concatenate([c.txt / np.linalg.norm(c.txt),
-                                  c.img_frames.mean(0) / np.linalg.norm(c.img_frames.mean(0)),
-                                  c.act / np.linalg.norm(c.act)]) for c in clips]).astype(np.float32)
+    m = np.stack([_mix(c) for c in clips])
     s = q @ m.T
     ids = np.array([c.clip_id for c in clips])
     if allowed is not None:
@@ -100,9 +107,7 @@ def test_search_sees_new_rows_at_once(store):
     store.search_mix(q, k=5)
     new = random_clips(1, seed=9, source="late", start=10_000)
     store.upsert_clips(new)
-    q = np.concatenate([new[0].txt / np.linalg.norm(new[0].txt),
-                        new[0].img_frames.mean(0) / np.linalg.norm(new[0].img_frames.mean(0)),
-                        new[0].act / np.linalg.norm(new[0].act)])[None].astype(np.float32)
+    q = _mix(new[0])[None]
     assert store.search_mix(q, k=1).clip_ids[0][0] == new[0].clip_id
 
 

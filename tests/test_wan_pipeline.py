@@ -301,7 +301,9 @@ def test_cli_query_with_trained_wan_run_writes_the_requested_video(world, wan_ru
         warnings.simplefilter("always")
         dec = WanMoMDecoder(wan_run["cfg"].decode, store=world["store"], reconstructor=rec)
     assert dec.run == wan_run["runs"] / "ds-sub1" / "stage2-wan" and dec.cfg.lora_dir == dec.run / "lora"
-    assert any("F comes from checkpoint" in str(w.message) for w in caught)  # Reconstructor picked stage 1
+    # With decode.decoder=wan the Reconstructor takes the Brain Model trained with the fusion.
+    assert rec.checkpoint == dec.run
+    assert not any("F comes from checkpoint" in str(w.message) for w in caught)
     preds = rec.predict(rec.load(world["query"]))
     results = rec.retrieve(preds, 3)
     c, t_star, mask = dec.conditioning(world["store"], results, preds)

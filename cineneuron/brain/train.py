@@ -112,7 +112,7 @@ class Stage1Trainer:
         self.weights = cfg.loss_weights()
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
-        self.optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+        self.optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, foreach=True)
         self.scheduler = one_cycle(self.optimizer, cfg.lr, cfg.total_steps, cfg.pct_start)
         # A loss scaler only for float16; bfloat16 has float32's range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)

@@ -10,8 +10,8 @@ import numpy as np
 class Decoder(Protocol):
     name: str
 
-    def decode(self, store, results: list) -> list[np.ndarray]:
-        """One (F, H, W, 3) uint8 video per QueryResult."""
+    def decode(self, store, results: list, preds: dict | None = None) -> list[np.ndarray]:
+        """One (F, H, W, 3) uint8 video per QueryResult; preds: the queries' head outputs and F."""
         ...
 
 

@@ -39,7 +39,8 @@ class ReplayDecoder:
         rows = store.get_clips(list(dict.fromkeys(clip_ids)), ["frames"]).to_pylist()
         return {r["clip_id"]: decode_jpegs(r["frames"]) for r in rows}
 
-    def decode(self, store, results: list) -> list[np.ndarray]:
+    def decode(self, store, results: list, preds: dict | None = None) -> list[np.ndarray]:
+        """preds (the queries' model outputs) are not needed: replay blends the memories alone."""
         ids = [m.clip_id for r in results for m in r.memories]
         frames = self.memory_frames(store, ids) if ids else {}
         out = []

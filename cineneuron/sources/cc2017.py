@@ -38,7 +38,8 @@ class CC2017Source(Source):
     name = "cc2017"
     layout = ("ROOT/stimuli/seg1.mp4 ... seg18.mp4 (train) and ROOT/stimuli/test1.mp4 ... test5.mp4 (test); "
               "optional ROOT/annotations.json sidecar with captions/labels/factors per clip")
-    defaults = {"annotations": None, "clip_s": None}
+    # split: force one split for every clip, e.g. "pool" when a world only extends the memory pool.
+    defaults = {"annotations": None, "clip_s": None, "split": None}
 
     def clips(self) -> Iterator[ClipSpec]:
         self._check_root()
@@ -53,7 +54,8 @@ class CC2017Source(Source):
             for start, end in windows(info.duration_s, length, length):
                 note = notes.get(_key(video, start, end), {})
                 yield self._spec(video, start, end, caption=note.get("caption"), labels=note.get("labels"),
-                                 split=note.get("split") or split, factors=dict(note.get("factors") or {}))
+                                 split=self.options["split"] or note.get("split") or split,
+                                 factors=dict(note.get("factors") or {}))
 
     def describe(self) -> dict:
         out = super().describe()

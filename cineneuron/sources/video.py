@@ -186,10 +186,22 @@ def decode_spans(path: str, spans: Sequence[Span], n_frames: int, size: int, bac
         raise VideoReadError(path, str(e)) from None
     plan = resize_plan(info.width, info.height, size, crop)
     wanted = np.unique(np.concatenate(per_span))  # (k,) sorted
-    decode = _decode_decord if backend == "decord" else _decode_pyav
-    frames = decode(path, wanted, plan[:2])  # {index: (h, w, 3)}
+    frames = _decode_with_fallback(path, wanted, plan[:2], backend)  # {index: (h, w, 3)}
     x0, y0 = plan[2], plan[3]
     return [np.stack([frames[int(i)][y0:y0 + size, x0:x0 + size] for i in idx]) for idx in per_span]
+
+
+def _decode_with_fallback(path: str, wanted: np.ndarray, wh: tuple[int, int], backend: str) -> dict[int, np.ndarray]:
+    """decord first when asked; PyAV when decord fails (decord's resizer rejects some sizes)."""
+    if backend != "decord":
+        return _decode_pyav(path, wanted, wh)
+    try:
+        return _decode_decord(path, wanted, wh)
+    except VideoReadError as first:
+        try:
+            return _decode_pyav(path, wanted, wh)
+        except VideoReadError as second:
+            raise VideoReadError(path, f"{first.reason}; PyAV: {second.reason}") from None
 
 
 def _decode_decord(path: str, wanted: np.ndarray, wh: tuple[int, int]) -> dict[int, np.ndarray]:

@@ -1,0 +1,169 @@
+"""End to end through the CLI on a small simulated world: synth -> ingest -> train -> query -> eval."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+CN = [sys.executable, "-m", "cineneuron.cli"]
+
+
+def cn(*args, check=True):
+    r = subprocess.run([*CN, *map(str, args)], capture_output=True, text=True, timeout=600)
+    if check and r.returncode != 0:
+        raise AssertionError(f"cn {' '.join(map(str, args))} exited {r.returncode}: {r.stderr[-3000:]}")
+    return r
+
+
+def _sha(p):
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pipe")
+    world, store = d / "world", d / "store"
+    cn("synth", "--out", world, "--size", "small", "--clips", "200", "--seed", "4", "--quiet")
+    cn("init", "--store", store)
+    ing = cn("ingest", "synth", "--root", world, "--subject", "1", "--store", store, "--quiet",
+             "--set", "fmri.cc2017.selection.method=all")
+    s1 = cn("train", "--stage", "1", "--subject", "1", "--store", store, "--quiet", "--json",
+            "--set", "train.epochs=15", "--set", "brain.hidden=128")
+    cn("train", "--stage", "2", "--subject", "1", "--store", store, "--quiet", "--set", "train.stage2_epochs=2",
+       "--set", "brain.hidden=128")
+    return d, world, store, ing, json.loads(s1.stdout)
+
+
+def test_synth_is_deterministic_per_seed(trained, tmp_path):
+    _, world, *_ = trained
+    again, other = tmp_path / "again", tmp_path / "other"
+    cn("synth", "--out", again, "--size", "small", "--clips", "200", "--seed", "4", "--quiet")
+    cn("synth", "--out", other, "--size", "small", "--clips", "200", "--seed", "5", "--quiet")
+    for f in ("subject1/fmri/training_fmri.mat", "subject1/fmri/testing_fmri.mat"):
+        assert _sha(world / f) == _sha(again / f)
+        assert _sha(world / f) != _sha(other / f)
+    caps = lambda w: [c["caption"] for c in json.loads((w / "annotations.json").read_text())["clips"]]  # noqa: E731
+    assert caps(world) == caps(again) != caps(other)
+
+
+def test_ingest_stores_the_expected_samples(trained):
+    from cineneuron.store import Store
+
+    _, world, store, ing, _ = trained
+    ann = json.loads((world / "annotations.json").read_text())["world"]
+    per, lag = ann["clips_per_segment"], 2  # 4 s lag at TR 2 s: the last 2 clips of a run have no response
+    n_train = len(ann["train_segments"]) * (per - lag) * 2  # two repeats
+    n_test = len(ann["test_segments"]) * (per - lag)  # the average of ten repeats
+    assert f"(test {n_test}, train {n_train})" in ing.stdout
+    s = Store.open(str(store))
+    assert s.fmri_table("synth", "1").count_rows() == n_train + n_test
+    assert s.count() == ann["clips_per_segment"] * (len(ann["train_segments"]) + len(ann["test_segments"]))
+
+
+def test_reingest_does_not_duplicate_and_other_voxel_count_is_refused(trained, tmp_path):
+    from cineneuron.store import Store
+
+    _, world, store, _, _ = trained
+    before = Store.open(str(store)).fmri_table("synth", "1").count_rows()
+    cn("ingest", "synth", "--root", world, "--subject", "1", "--store", store, "--quiet", "--set", "fmri.cc2017.selection.method=all")
+    assert Store.open(str(store)).fmri_table("synth", "1").count_rows() == before
+    other = tmp_path / "w999"
+    cn("synth", "--out", other, "--size", "small", "--clips", "200", "--voxels", "349", "--seed", "4", "--quiet")
+    r = cn("ingest", "synth", "--root", other, "--subject", "1", "--store", store, "--quiet", "--clips-only", check=False)
+    assert r.returncode == 0  # same clips (same seed): nothing new, nothing refused
+    r = cn("ingest", "synth", "--root", other, "--subject", "1", "--store", store, "--quiet",
+           "--set", "fmri.cc2017.selection.method=all", check=False)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "350" in r.stderr and "349" in r.stderr and "nothing was written" in r.stderr
+    assert Store.open(str(store)).fmri_table("synth", "1").count_rows() == before
+
+
+def test_stage1_learns_above_chance(trained):
+    *_, s1 = trained
+    m = s1["model"]
+    dirs = [m[f"{s}_{d}"] for s in ("img", "txt", "act") for d in ("forward", "backward")]
+    print("stage-1 retrieval", dict(zip(("img_f", "img_b", "txt_f", "txt_b", "act_f", "act_b"), dirs)), "chance", m["chance"])
+    assert np.mean(dirs) > 2 * m["chance"]
+    assert set(s1["ridge"]) >= {"img_forward", "img_backward"}
+
+
+def _test_voxels(store_path, n=3):
+    from cineneuron.store import Store
+
+    b = next(Store.open(str(store_path)).iter_fmri("synth", "1", split="test", batch_size=n))
+    return b["voxels"][:n], b["clip_id"][:n]
+
+
+def test_query_json_and_video(trained, tmp_path):
+    _, _, store, _, _ = trained
+    x, _ = _test_voxels(store)
+    np.save(tmp_path / "q.npy", x)
+    r = cn("query", "--fmri", tmp_path / "q.npy", "--subject", "1", "--store", store, "--json", "--top-k", "4",
+           "--out", tmp_path / "rec.mp4")
+    out = json.loads(r.stdout)
+    assert out["top_k"] == 4 and len(out["queries"]) == 3 and "stage2" in out["checkpoint"]
+    q0 = out["queries"][0]
+    assert set(q0["weights"]) == {"txt", "img", "act"} and abs(sum(q0["weights"].values()) - 1) < 1e-5
+    assert len(q0["memories"]) == 4 and all(m["source"] == "synth" for m in q0["memories"])
+    scores = [m["score"] for m in q0["memories"]]
+    assert scores == sorted(scores, reverse=True)
+    w = q0["weights"]
+    m = q0["memories"][0]
+    assert abs(m["score"] - (w["txt"] * m["cos_txt"] + w["img"] * m["cos_img"] + w["act"] * m["cos_act"])) < 1e-4
+    import imageio.v3 as iio
+
+    frames = iio.imread(q0["video"])
+    assert frames.ndim == 4 and frames.shape[0] == 8  # the 8 preview frames, blended
+    only = cn("query", "--fmri", tmp_path / "q.npy", "--subject", "1", "--store", store, "--json",
+              "--where", "source = 'nowhere'")
+    assert json.loads(only.stdout)["queries"][0]["memories"] == []
+
+
+@pytest.mark.parametrize("case", ["nan", "shape", "subject", "missing"])
+def test_query_bad_input_is_one_line(trained, tmp_path, case):
+    _, _, store, _, _ = trained
+    x, _ = _test_voxels(store, 2)
+    f = tmp_path / "q.npy"
+    if case == "nan":
+        x[1, 0, 5] = np.nan
+    if case == "shape":
+        x = x[..., :-3]
+    np.save(f, x)
+    args = ["query", "--fmri", f if case != "missing" else tmp_path / "nope.npy", "--subject",
+            "9" if case == "subject" else "1", "--store", store]
+    r = cn(*args, check=False)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
+    assert {"nan": "NaN", "shape": "voxels", "subject": "unknown subject", "missing": "does not exist"}[case] in r.stderr
+
+
+def test_checkpoint_from_another_voxel_space_is_refused(trained, tmp_path):
+    _, world, store, _, _ = trained
+    other = tmp_path / "store2"
+    cn("init", "--store", other)
+    cn("ingest", "synth", "--root", world, "--subject", "1", "--store", other, "--quiet")  # reliability mask
+    shutil.copytree(store / "runs", other / "runs")
+    x, _ = _test_voxels(other, 1)
+    np.save(tmp_path / "q.npy", x)
+    r = cn("query", "--fmri", tmp_path / "q.npy", "--subject", "1", "--store", other, check=False)
+    assert r.returncode == 2 and "voxel mask" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_eval_writes_the_report(trained, tmp_path):
+    _, _, store, _, _ = trained
+    out = tmp_path / "ev"
+    cn("eval", "--subject", "1", "--store", store, "--out", out, "--quiet")
+    for f in ("metrics.json", "metrics.md", "grid.mp4"):
+        assert (out / f).stat().st_size > 0
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["results"]["retrieval"]["forward"]["pool_size"] == doc["results"]["retrieval"]["forward"]["n"]
+    assert any(n.startswith("skipped CLIP-pcc") for n in doc["notices"])
+    assert (out / "plots" / "retrieval.forward.png").exists() or list((out / "plots").glob("retrieval*forward*.png"))
+    md = (out / "metrics.md").read_text()
+    assert "| retrieval.forward |" in md and "text-only" in md and "ridge" in md

@@ -76,7 +76,8 @@ class TrainConfig(_Section):
     stage2_lr: float = Field(3e-4, gt=0, description="stage 2 peak learning rate")
     seed: int = Field(0, description="seed for init, shuffling and dropout")
     device: Literal["cpu", "cuda"] = Field("cpu", description="training device; mixed precision is used on cuda")
-    val_every: int = Field(5, ge=1, description="validate every N epochs (and at the end)")
+    val_every: int = Field(1, ge=1, description="validate on the test split every N epochs (and at the end)")
+    checkpoint_every: int = Field(5, ge=1, description="write a resumable checkpoint every N epochs (and at the end)")
     runs_dir: str | None = Field(None, description="where checkpoints go (default: <store>/runs)")
 
 

@@ -174,3 +174,17 @@ def test_catalog_jobs_and_runs(store):
     assert job.status == "partial"
     rid = store.catalog.add_run(stage=1, subject="1", dataset="ds", config={}, metrics={"a": 1}, checkpoint="/c", store_version=3)
     assert store.catalog.runs(subject="1")[0].id == rid
+
+
+def test_ann_path_finds_rows_added_after_the_index(store):
+    clips = random_clips(3000, seed=4)
+    store.upsert_clips(clips)
+    assert store.maybe_index(force=True) and store.has_ann_index()
+    late = random_clips(1, seed=8, source="late", start=50_000)
+    store.upsert_clips(late)
+    q = _mix(late[0])[None]
+    res = store.search_mix(q, k=3)  # an index exists: the ANN path is chosen
+    assert res.clip_ids[0][0] == late[0].clip_id
+    exact = store.search_mix(_mix(clips[5])[None], k=10, exact=True).clip_ids[0]
+    ann = store.search_mix(_mix(clips[5])[None], k=10, exact=False).clip_ids[0]
+    assert ann[0] == exact[0] == clips[5].clip_id

@@ -7,6 +7,7 @@ test split (averaged repeats) beside a closed-form ridge baseline, and writes a 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -49,12 +50,13 @@ def trainer_config(cfg: RootConfig, steps_per_epoch: int, epochs: int | None = N
 
     t = cfg.train
     every = steps_per_epoch * t.val_every
+    ckpt = steps_per_epoch * t.checkpoint_every
     return TrainConfig(
         lr=lr or t.lr, weight_decay=t.weight_decay, epochs=epochs or t.epochs, steps_per_epoch=steps_per_epoch,
         batch_size=t.batch_size, pct_start=t.pct_start, temperature=t.temperature, lambda_act=t.lambda_act,
         lambda_cls=t.lambda_cls, use_action=t.use_action, use_cls=t.use_cls, focal_gamma=t.focal_gamma,
         focal_alpha=t.focal_alpha, seed=t.seed, device=t.device, val_every=every,
-        checkpoint_every=every)
+        checkpoint_every=ckpt)
 
 
 def test_targets(targets, clip_ids: list[str]) -> dict[str, np.ndarray]:
@@ -111,10 +113,14 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
 
     tt = test_targets(targets, test["clip_id"]) if test["clip_id"] else None
 
+    history: list[dict] = []
+
     def val_fn(m):
         if tt is None:
             return {}
-        return evaluate(predict(m, test["voxels"], subject), tt, cfg.train.seed)
+        metrics = evaluate(predict(m, test["voxels"], subject), tt, cfg.train.seed)
+        history.append({"step": trainer.step, "epoch": trainer.epoch, **metrics})
+        return metrics
 
     def save(tr):
         extra = checkpoint_extra(store, dataset, subject, stage=1, step=tr.step, epoch=tr.epoch)
@@ -129,13 +135,16 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
         nonlocal n_seen
         n_seen += cfg.train.batch_size
         if progress:
-            progress(1, trainer.cfg.total_steps, f"loss {m['loss']:.3f}")
+            val = trainer.val_metrics or {}
+            info = f"loss {m['loss']:.3f}" + (f" | val img fwd {val['img_forward']:.3f}" if "img_forward" in val else "")
+            progress(1, trainer.cfg.total_steps, info)
 
     if progress:
         progress(trainer.step, trainer.cfg.total_steps)
     t_train = time.perf_counter()
     res = trainer.fit(batches, val_fn=val_fn, progress=on_step, checkpoint=save)
     train_s = time.perf_counter() - t_train
+    (out / "val_history.json").write_text(json.dumps(history, indent=1))
     metrics = dict(res["val"])
     metrics.update({f"train_{k}": v for k, v in res["train"].items() if isinstance(v, float)})
     ridge = {}

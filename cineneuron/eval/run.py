@@ -35,37 +35,50 @@ def _object_labels(labels) -> set[str]:
     return set(labels) - OBJECT_FREE
 
 
-def _rate(hits: list[bool], variant: str) -> dict:
-    hits = [h for h in hits if h is not None]
+def _rate(hits: list[bool], variant: str, chance: float | None = None) -> dict:
     n = len(hits)
     v = float(np.mean(hits)) if n else float("nan")
-    return {"value": v, "std": float(np.sqrt(v * (1 - v) / n)) if n else float("nan"), "n": n, "variant": variant}
+    return {"value": v, "std": float(np.sqrt(v * (1 - v) / n)) if n else float("nan"), "n": n,
+            "chance": chance, "variant": variant}
+
+
+def _perm_chance(pairs: list[tuple], hit, n_perm: int = 100, seed: int = 0) -> float | None:
+    """Chance of a hit when truths are randomly re-paired with the retrieved memories."""
+    if not pairs:
+        return None
+    rng = np.random.default_rng(seed)
+    got, truth = [p[0] for p in pairs], [p[1] for p in pairs]
+    return float(np.mean([np.mean([hit(g, truth[j]) for g, j in zip(got, rng.permutation(len(truth)))])
+                          for _ in range(n_perm)]))
 
 
 def mom_metrics(store, results, truth_rows: list[dict], k: int) -> dict:
-    """Semantic correctness of retrieved memories (label-based; no classifier needed)."""
+    """Semantic correctness of retrieved memories (label-based; no classifier needed).
+
+    Chance re-pairs the seen clips with other queries' memories, which keeps both distributions.
+    """
     from cineneuron.eval.semantic import label_accuracy_multihot
     from cineneuron.schemas.superclasses import label_vec
 
     ids = sorted({m.clip_id for r in results for m in r.memories})
     meta = {r["clip_id"]: r for r in store.get_clips(ids, ["factors", "labels"]).to_pylist()} if ids else {}
-    sup, act, act_k = [], [], []
+    sup, act, act_k = [], [], []  # (retrieved, truth) pairs
     for r, t in zip(results, truth_rows):
-        t_obj, t_act = _object_labels(t["labels"]), json.loads(t["factors"] or "{}").get("action")
         if not r.memories:
             continue
+        t_obj, t_act = _object_labels(t["labels"]), json.loads(t["factors"] or "{}").get("action")
         top = meta[r.memories[0].clip_id]
         if t_obj:
-            sup.append(bool(_object_labels(top["labels"]) & t_obj))
+            sup.append((_object_labels(top["labels"]), t_obj))
         if t_act is not None:
             acts = [json.loads(meta[m.clip_id]["factors"] or "{}").get("action") for m in r.memories]
-            act.append(acts[0] == t_act)
-            act_k.append(t_act in acts)
-    out = {"top1_same_superclass": _rate(sup, "top-1 memory shares an object superclass with the seen clip"),
-           "top1_same_action": _rate(act, "top-1 memory has the seen clip's action (ground-truth factor)"),
-           f"top{k}_has_action": _rate(act_k, f"the seen clip's action is among the top-{k} memories")}
-    full = [r for r in results if len(r.memories) == k]
-    if full and len(full) == len(results):
+            act.append((acts[0], t_act))
+            act_k.append((acts, t_act))
+    overlap, same, among = (lambda a, b: bool(a & b)), (lambda a, b: a == b), (lambda a, b: b in a)
+    out = {"top1_same_superclass": _rate([overlap(a, b) for a, b in sup], "top-1 memory shares an object superclass with the seen clip", _perm_chance(sup, overlap)),
+           "top1_same_action": _rate([same(a, b) for a, b in act], "top-1 memory has the seen clip's action (ground-truth factor)", _perm_chance(act, same)),
+           f"top{k}_has_action": _rate([among(a, b) for a, b in act_k], f"the seen clip's action is among the top-{k} memories", _perm_chance(act_k, among))}
+    if results and all(len(r.memories) == k for r in results):
         mem_labels = np.array([[label_vec(m.labels) for m in r.memories] for r in results])  # (Q, K, 15)
         scores = np.array([[m.score for m in r.memories] for r in results])  # (Q, K)
         truth = np.array([label_vec(t["labels"]) for t in truth_rows])  # (Q, 15)

@@ -215,16 +215,16 @@ class Store:
         return any(getattr(ix, "columns", None) == ["mix"] for ix in self.clips.list_indices())
 
     def maybe_index(self, force: bool = False) -> bool:
-        """Build the ANN index on `mix` once the pool passes `ann_threshold` rows."""
+        """Build the ANN index on `mix` once the pool passes `ann_threshold` rows (force: rebuild now)."""
         n = self.count()
-        if self.has_ann_index() or (n < self.ann_threshold and not force) or n < 256:
-            return False
+        if n < 256 or (not force and (self.has_ann_index() or n < self.ann_threshold)):
+            return False  # IVF needs a few hundred rows to train its partitions
         from lancedb.index import IvfPq
 
         d = self.preset.mix_dim
         sub = next(s for s in (d // 4, d // 8, d // 16, d // 2, d) if s and d % s == 0)
         cfg = IvfPq(distance_type="dot", num_partitions=max(1, int(np.sqrt(n))), num_sub_vectors=sub)
-        self.clips.create_index("mix", config=cfg)
+        self.clips.create_index("mix", config=cfg, replace=True)
         return True
 
     def search_mix(self, vectors: np.ndarray, k: int = 10, *, where: str | None = None,

@@ -124,7 +124,8 @@ def pool_jobs(store: Optional[str] = StoreOpt, job: Optional[int] = typer.Option
     jobs = [cat.job(job)] if job is not None else cat.jobs()
     if job is not None and jobs[0] is None:
         raise CNError(f"no ingest job {job}; `cn pool jobs` lists them")
-    rows = [{**j.model_dump(exclude={"errors_json"}), "errors": json.loads(j.errors_json)} for j in jobs]
+    rows = [{**j.model_dump(exclude={"errors_json", "notes_json"}), "errors": json.loads(j.errors_json),
+             "notes": json.loads(j.notes_json or "{}")} for j in jobs]
     if as_json:
         _print_json(rows)
         return
@@ -133,6 +134,11 @@ def pool_jobs(store: Optional[str] = StoreOpt, job: Optional[int] = typer.Option
         if job is not None:
             for e in r["errors"]:
                 typer.echo(f"    {e['item']}: {e['reason']}")
+            notes = json.loads(jobs[0].notes_json or "{}")
+            if notes.get("unlabelled"):
+                typer.echo(f"    {len(notes['unlabelled'])} clips got no superclass labels (first: {notes['unlabelled'][0]})")
+            if notes.get("captioner"):
+                typer.echo(f"    {notes['uncaptioned']} clips had no caption: {notes['captioner']}")
 
 
 @app.command()
@@ -188,8 +194,12 @@ def ingest(source: str = typer.Argument(..., help="folder | synth | cc2017 | cin
     opts = {"source_name": source_name} if source_name else {}
     src = get_source(source)(str(root), **opts)
     e = cfg.encoders
+    from cineneuron.labels.captioner import captioner_notice, get_captioner
+
+    cap_cfg = e.captioner.model_dump()
     io = IngestOptions(limit=limit, batch_size=e.batch_size, backend=e.video_backend, timeout_s=e.video_timeout_s,
-                       preview_frames=e.preview_frames, force=force)
+                       preview_frames=e.preview_frames, force=force, captioner=get_captioner(cap_cfg, notify=lambda m: None),
+                       captioner_notice=captioner_notice(cap_cfg))
     with bar(f"ingest {src.name}", enabled=not quiet) as progress:
         report = ingest_clips(s, src, io, progress=lambda adv, total: progress(adv, total))
     typer.echo(report.summary())
@@ -287,7 +297,8 @@ def query(fmri: Path = typer.Option(..., "--fmri", help=".npy, .npz, .h5 or .nii
 def eval_cmd(subject: str = typer.Option(..., "--subject"), dataset: Optional[str] = typer.Option(None, "--dataset"),
              split: str = typer.Option("test", "--split"),
              out: Path = typer.Option(Path("cn-eval"), "--out", help="report folder"),
-             decoder: Optional[str] = typer.Option(None, "--decoder", help="replay (wan: see README)"),
+             decoder: Optional[str] = typer.Option(None, "--decoder", help="replay | wan"),
+             metrics: Optional[str] = typer.Option(None, "--metrics", help="comma-separated groups: retrieval,mom,pixel,motion,clip_pcc,dtc,semantic (default: all it can)"),
              clip: Optional[str] = typer.Option(None, "--clip", help="OpenCLIP weights file or local-dir: folder, for CLIP-pcc"),
              dinov2: Optional[str] = typer.Option(None, "--dinov2", help="DINOv2 folder, for DTC"),
              videomae: Optional[str] = typer.Option(None, "--videomae", help="VideoMAE Kinetics-400 folder, for video n-way accuracy"),
@@ -298,13 +309,17 @@ def eval_cmd(subject: str = typer.Option(..., "--subject"), dataset: Optional[st
     from cineneuron.eval.run import EvalModels, evaluate_subject
     from cineneuron.progress import bar
 
+    from cineneuron.eval.run import METRIC_GROUPS
+
     cfg = _cfg(store, config, set_, **{"decode.decoder": decoder})
-    if cfg.decode.decoder != "replay":
-        raise CNError("cn eval reconstructs with the replay decoder on CPU; Wan reconstructions: see README (GPU)")
+    groups = [m.strip() for m in metrics.split(",")] if metrics else None
+    bad = [m for m in groups or [] if m not in METRIC_GROUPS]
+    if bad:
+        raise CNError(f"unknown metric group {bad[0]!r}; choose from {', '.join(METRIC_GROUPS)}")
     models = EvalModels(videomae=videomae, vit=vit, clip=clip, dinov2=dinov2)
     with bar("eval", unit="stages", enabled=not quiet) as progress:
         res = evaluate_subject(_open(cfg), cfg, subject, dataset=dataset, split=split, out_dir=str(out),
-                               models=models, progress=progress)
+                               models=models, metrics=groups, progress=progress)
     if as_json:
         _print_json({"files": res["files"], "n_test": res["n_test"]})
     else:

@@ -35,6 +35,13 @@ class StoreConfig(_Section):
     refine_factor: int = Field(20, ge=1, description="ANN candidates re-ranked exactly = k * refine_factor (recall comes from this)")
 
 
+class CaptionerConfig(_Section):
+    name: Literal["none", "qwen2.5-vl"] = Field("none", description="captioner for clips without a caption; 'none' leaves them unlabelled")
+    model_dir: str | None = Field(None, description="local Qwen2.5-VL folder (never downloaded)")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="where the captioner runs")
+    max_new_tokens: int = Field(48, ge=4, description="caption length limit")
+
+
 class EncodersConfig(_Section):
     preset: str = Field("classic", description="encoder preset: 'classic' (offline, CPU) or 'paper' (local weights), or a preset .json path")
     device: Literal["cpu", "cuda"] = Field("cpu", description="where encoders run")
@@ -45,6 +52,7 @@ class EncodersConfig(_Section):
     preview_frames: int = Field(8, ge=1, description="JPEG preview frames kept per clip for replay")
     preview_size: int = Field(96, ge=16, description="side of the preview frames, pixels")
     weights_dir: str | None = Field(None, description="base folder for relative weight paths in a preset")
+    captioner: CaptionerConfig = Field(default_factory=CaptionerConfig, description="optional vision-language captioner")
 
 
 class BrainConfig(_Section):

@@ -31,12 +31,34 @@ def _step(log, msg: str):
     log(f"[demo] {msg}")
 
 
-def memory_expansion(rec, test: dict, preds: dict, truth_rows: list[dict], k: int) -> dict:
-    """Among test samples showing a held-out kind: how often the top-k holds that kind."""
+def expansion_chance(store, cfg, k: int) -> float:
+    """P(a held-out kind among k memories drawn at random from the pool the queries search)."""
+    from cineneuron.query import pool_where
+
+    rows = store.clips.to_lance().to_table(columns=["factors"], filter=pool_where(cfg, None)).column("factors").to_pylist()
+    p = np.mean([bool(set(json.loads(f or "{}").get("kinds", [])) & set(HOLDOUT)) for f in rows])
+    return float(1 - (1 - p) ** k)
+
+
+def mask_against_truth(mask: np.ndarray, truth_file: Path) -> dict:
+    """How well the reliability selection found the voxels the simulator made responsive."""
+    truth = np.load(truth_file)["responsive"].astype(bool)
+    hit = int((mask & truth).sum())
+    return {"kept": int(mask.sum()), "responsive": int(truth.sum()), "precision": hit / max(int(mask.sum()), 1),
+            "recall": hit / max(int(truth.sum()), 1)}
+
+
+def memory_expansion(rec, test: dict, preds: dict, truth_rows: list[dict], k: int, weights=None) -> dict:
+    """Among test samples showing a held-out kind: how often the top-k holds that kind.
+
+    weights: fixed (w_t, w_i, w_a) instead of the router's, e.g. the low-level spaces alone.
+    """
     idx = [i for i, t in enumerate(truth_rows) if set(json.loads(t["factors"] or "{}").get("kinds", [])) & set(HOLDOUT)]
     if not idx:
         return {"n": 0}
     sub = {key: v[idx] for key, v in preds.items()}
+    if weights is not None:
+        sub["w"] = np.tile(np.asarray(weights, np.float32), (len(idx), 1))
     res = rec.retrieve(sub, k, names=[test["sample_id"][i] for i in idx])
     ids = sorted({m.clip_id for r in res for m in r.memories})
     kinds = {r["clip_id"]: set(json.loads(r["factors"] or "{}").get("kinds", []))
@@ -87,6 +109,9 @@ def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: d
     log(rep.summary())
     fm = timed("ingest_fmri", lambda: ingest_subject(store, "synth", str(world), "1", cfg))
     log(fm.summary())
+    mask_truth = mask_against_truth(store.subject_mask("synth", "1"), world / "truth" / "subject1.npz")
+    log(f"[demo] reliability mask vs the simulator's responsive voxels: precision {mask_truth['precision']:.3f}, "
+        f"recall {mask_truth['recall']:.3f} ({mask_truth['kept']} kept, {mask_truth['responsive']} responsive)")
 
     _step(log, "3/7 stage 1: Brain Model from the store")
     with bar("stage 1", "steps") as p:
@@ -111,13 +136,17 @@ def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: d
     test = load_split(store, rec.dataset, "1", "test", where="repeat = -1")
     preds = rec.predict(test["voxels"])
     truth = store.get_clips(test["clip_id"], ["factors"]).to_pylist()
-    before = memory_expansion(rec, test, preds, truth, cfg.decode.top_k)
+    k = cfg.decode.top_k
+    low = (0.0, 0.5, 0.5)  # image + action only: low-level spaces that need no category training
+    before = {"mom": memory_expansion(rec, test, preds, truth, k), "img+act": memory_expansion(rec, test, preds, truth, k, low)}
     rep2 = timed("ingest_extra", lambda: ingest_clips(store, get_source("synth")(str(extra), source_name=EXTRA_SOURCE, split="pool"), opts))
     log(rep2.summary())
-    after = memory_expansion(rec, test, preds, truth, cfg.decode.top_k)
+    after = {"mom": memory_expansion(rec, test, preds, truth, k), "img+act": memory_expansion(rec, test, preds, truth, k, low)}
+    after["chance"] = expansion_chance(store, cfg, k)
 
     _step(log, "7/7 summary")
     summary = summarize(s1, ev, before, after, cfg.decode.top_k)
+    summary["voxel_mask_vs_truth"] = mask_truth
     summary["timings_s"] = {**timings, "total": round(time.perf_counter() - t0, 1)}
     (report_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2))
     table = summary_table(summary)
@@ -158,9 +187,12 @@ def summary_table(s: dict) -> str:
         f"| text-only top-1 baseline | {f(s['text_only']['top1_same_superclass'])} | {f(s['text_only']['top1_same_action'])} |",
         f"| router weights mean (txt, img, act) | {', '.join(f'{v:.2f}' for v in s['router']['mean'].values())} | spread (std) {', '.join(f'{v:.3f}' for v in s['router']['std'].values())} |",
         f"| replay SSIM / PSNR (rgb) | {f(s['ssim_rgb'])} | {s['psnr_rgb']:.2f} dB |",
-        f"| held-out vehicles in top-{k}, before -> after ingesting {EXTRA_SOURCE} (n={me['before'].get('n', 0)}) | "
-        f"{f(me['before'].get(f'top{k}_heldout'))} -> {f(me['after'].get(f'top{k}_heldout'))} | top-1: {f(me['before'].get('top1_heldout'))} -> {f(me['after'].get('top1_heldout'))} |",
     ]
+    b, a = me["before"], me["after"]
+    for name in ("mom", "img+act"):
+        rows.append(f"| held-out vehicles in top-{k} ({name}), before -> after ingesting {EXTRA_SOURCE} (n={b[name].get('n', 0)}) | "
+                    f"{f(b[name].get(f'top{k}_heldout'))} -> {f(a[name].get(f'top{k}_heldout'))} (random {k}: {f(a.get('chance'))}) | "
+                    f"top-1: {f(b[name].get('top1_heldout'))} -> {f(a[name].get('top1_heldout'))} |")
     return "\n".join(rows)
 
 
@@ -172,11 +204,12 @@ def plot_summary(s: dict, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     k = s["memory_expansion"]["k"]
+    me = s["memory_expansion"]
     labels = ["stage-1 fwd", "ridge fwd", "MoM superclass", "text-only superclass", "MoM action", "text-only action",
               f"held-out top-{k} before", f"held-out top-{k} after"]
     vals = [s["stage1_retrieval"]["forward"], s["ridge_retrieval"]["forward"], s["mom"]["top1_same_superclass"],
             s["text_only"]["top1_same_superclass"], s["mom"]["top1_same_action"], s["text_only"]["top1_same_action"],
-            s["memory_expansion"]["before"].get(f"top{k}_heldout", 0), s["memory_expansion"]["after"].get(f"top{k}_heldout", 0)]
+            me["before"]["mom"].get(f"top{k}_heldout", 0), me["after"]["mom"].get(f"top{k}_heldout", 0)]
     fig, ax = plt.subplots(figsize=(9, 4))
     ax.bar(range(len(vals)), [v or 0 for v in vals], color=["C0", "C7", "C0", "C7", "C0", "C7", "C7", "C2"])
     ax.axhline(s["chance_retrieval"], ls="--", c="k", lw=0.8, label="retrieval chance")

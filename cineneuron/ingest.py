@@ -31,6 +31,8 @@ class IngestOptions:
     timeout_s: float = 120.0
     preview_frames: int = 8
     force: bool = False  # re-encode clips already stored (updates their rows)
+    captioner: object | None = None  # a cineneuron.labels.Captioner for clips without a caption
+    captioner_notice: str | None = None  # why there is none, said once in the summary
 
 
 @dataclass
@@ -42,8 +44,11 @@ class IngestReport:
     n_failed: int = 0
     n_skipped: int = 0
     unlabelled: list[str] = field(default_factory=list)
+    uncaptioned: int = 0
+    captioner_notice: str | None = None
     errors: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    setup_s: float = 0.0  # building the encoders (model loads), inside `seconds`
     version: int | None = None
 
     @property
@@ -57,6 +62,8 @@ class IngestReport:
                 f"store version {self.version}")
         if self.n_failed:
             line += f"; reasons: cn pool jobs --job {self.job_id}"
+        if self.uncaptioned and self.captioner_notice:
+            line += f"\n{self.uncaptioned} clips had no caption: {self.captioner_notice}"
         return line
 
 
@@ -79,7 +86,17 @@ def _by_video(specs: list[ClipSpec]) -> dict[str, list[ClipSpec]]:
     return groups
 
 
+@dataclass
+class Decoded:
+    """One decoded clip: its spec, frames (T, S, S, 3) uint8 and JPEG previews."""
+
+    spec: ClipSpec
+    frames: np.ndarray
+    previews: list[bytes]
+
+
 def _decode_worker(groups, n_frames, size, opts, out: queue.Queue, stop: threading.Event) -> None:
+    """Decode files (each in the guarded reader) and make the previews, off the encoding thread."""
     from cineneuron.sources.video import read_clip_frames
 
     for uri, specs in groups.items():
@@ -88,23 +105,23 @@ def _decode_worker(groups, n_frames, size, opts, out: queue.Queue, stop: threadi
         try:
             frames = read_clip_frames(uri, [(s.start_s, s.end_s) for s in specs], n_frames, size,
                                       backend=opts.backend, timeout_s=opts.timeout_s)
-            out.put((specs, frames, None))
+            out.put(([Decoded(s, f, _jpeg(f, opts.preview_frames)) for s, f in zip(specs, frames)], None))
         except CNError as e:  # VideoReadError: this file fails, the run goes on
-            out.put((specs, None, str(e)))
+            out.put((specs, str(e)))
         except Exception as e:  # noqa: BLE001 - a decoder bug must not kill the run either
-            out.put((specs, None, f"{type(e).__name__}: {e}"))
+            out.put((specs, f"{type(e).__name__}: {e}"))
     out.put(None)
 
 
-def _batches(q: queue.Queue, report: IngestReport, batch_size: int) -> Iterator[list[tuple[ClipSpec, np.ndarray]]]:
-    pending: list[tuple[ClipSpec, np.ndarray]] = []
+def _batches(q: queue.Queue, report: IngestReport, batch_size: int) -> Iterator[list[Decoded]]:
+    pending: list[Decoded] = []
     while (item := q.get()) is not None:
-        specs, frames, err = item
+        items, err = item
         if err is not None:
-            report.n_failed += len(specs)
-            report.errors += [{"item": f"{s.video}@{s.start_s:g}-{s.end_s:g}", "reason": err} for s in specs]
+            report.n_failed += len(items)
+            report.errors += [{"item": f"{s.video}@{s.start_s:g}-{s.end_s:g}", "reason": err} for s in items]
             continue
-        pending += list(zip(specs, frames))
+        pending += items
         while len(pending) >= batch_size:
             yield pending[:batch_size]
             pending = pending[batch_size:]
@@ -112,28 +129,76 @@ def _batches(q: queue.Queue, report: IngestReport, batch_size: int) -> Iterator[
         yield pending
 
 
-def encode_batch(encoders, items: list[tuple[ClipSpec, np.ndarray]], preview_frames: int) -> tuple[list[EncodedClip], list[str]]:
+def encode_batch(encoders, items: list[Decoded], captioner=None) -> tuple[list[EncodedClip], list[str]]:
     """Encode a batch of decoded clips; returns the rows and the ids of clips with no labels."""
     from cineneuron.labels import labels_from_caption
 
-    specs = [s for s, _ in items]
-    frames = np.stack([f for _, f in items])  # (B, T, S, S, 3) uint8
-    captions = [s.caption or "" for s in specs]
+    specs = [d.spec for d in items]
+    frames = np.stack([d.frames for d in items])  # (B, T, S, S, 3) uint8
+    captions = [s.caption or (captioner.caption(f) if captioner else "") for s, f in zip(specs, frames)]
     img_frames = encoders.image.encode_frames(frames)  # (B, T, d_img)
     act = encoders.action.encode_video(frames)  # (B, d_act)
     txt = encoders.text.encode_text(captions)  # (B, d_txt)
     cond = encoders.cond.encode_cond(captions)  # B x (L_i, d_cond)
     rows, unlabelled = [], []
-    for i, s in enumerate(specs):
+    for i, (s, d) in enumerate(zip(specs, items)):
         labels = s.labels if s.labels is not None else labels_from_caption(captions[i])
         if not labels:
             unlabelled.append(s.clip_id)
         rows.append(EncodedClip(
             clip_id=s.clip_id, source=s.source, video=s.video, video_uri=s.video_uri,
             start_s=s.start_s, end_s=s.end_s, split=s.split, caption=captions[i], labels=list(labels),
-            img_frames=img_frames[i], txt=txt[i], act=act[i], cond=cond[i],
-            frames=_jpeg(frames[i], preview_frames), factors=s.factors))
+            img_frames=img_frames[i], txt=txt[i], act=act[i], cond=cond[i], frames=d.previews, factors=s.factors))
     return rows, unlabelled
+
+
+class _Writer(threading.Thread):
+    """Writes encoded batches while the next ones encode; coalesces what has queued up.
+
+    Each write is one merge-insert (one commit), so a batch lands whole or not at all; larger
+    commits also mean fewer fragments (notes/lancedb.md).
+    """
+
+    def __init__(self, store: Store, report: IngestReport, progress, total: int, max_rows: int = 256):
+        super().__init__(daemon=True)
+        self.store, self.report, self.progress, self.total, self.max_rows = store, report, progress, total, max_rows
+        self.q: queue.Queue = queue.Queue(maxsize=8)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        done = False
+        while not done:
+            rows = self.q.get()
+            if rows is None:
+                break
+            while len(rows) < self.max_rows:  # take whatever else is already waiting
+                try:
+                    more = self.q.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    done = True
+                    break
+                rows += more
+            try:
+                self.store.upsert_clips(rows)
+            except BaseException as e:  # noqa: BLE001 - re-raised on the main thread
+                self.error = e
+                return
+            self.report.n_ok += len(rows)
+            if self.progress:
+                self.progress(len(rows), self.total)
+
+    def put(self, rows: list[EncodedClip]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put(rows)
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
 
 
 def prepare_encoders(store: Store):
@@ -169,30 +234,38 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
         progress(report.n_skipped, len(specs))
     try:
         if todo:
+            t_setup = time.perf_counter()
             encoders = prepare_encoders(store)
+            report.setup_s = time.perf_counter() - t_setup
             q: queue.Queue = queue.Queue(maxsize=4)
             stop = threading.Event()
-            worker = threading.Thread(target=_decode_worker, daemon=True,
-                                      args=(_by_video(todo), store.n_frames, store.preset.frames.size, opts, q, stop))
-            worker.start()
+            decoder = threading.Thread(target=_decode_worker, daemon=True,
+                                       args=(_by_video(todo), store.n_frames, store.preset.frames.size, opts, q, stop))
+            writer = _Writer(store, report, progress, len(specs))
+            decoder.start()
+            writer.start()
+            failed = 0
             try:
-                failed_before = 0
                 for batch in _batches(q, report, opts.batch_size):
-                    rows, unlabelled = encode_batch(encoders, batch, opts.preview_frames)
-                    store.upsert_clips(rows)
-                    report.n_ok += len(rows)
+                    rows, unlabelled = encode_batch(encoders, batch, opts.captioner)
                     report.unlabelled += unlabelled
-                    if progress:
-                        progress(len(rows) + report.n_failed - failed_before, len(specs))
-                    failed_before = report.n_failed
+                    report.uncaptioned += sum(not d.spec.caption for d in batch)
+                    writer.put(rows)
+                    if progress and report.n_failed > failed:
+                        progress(report.n_failed - failed, len(specs))
+                        failed = report.n_failed
             finally:
                 stop.set()
-            if progress and report.n_failed - failed_before:
-                progress(report.n_failed - failed_before, len(specs))
+                writer.close()
+            if progress and report.n_failed > failed:
+                progress(report.n_failed - failed, len(specs))
             store.optimize()
     finally:
         report.seconds = time.perf_counter() - t0
         report.version = store.version
+        report.captioner_notice = None if opts.captioner else opts.captioner_notice
         store.catalog.finish_job(job, n_ok=report.n_ok, n_failed=report.n_failed, n_skipped=report.n_skipped,
-                                 errors=report.errors, store_version=report.version)
+                                 errors=report.errors, store_version=report.version,
+                                 notes={"unlabelled": report.unlabelled, "uncaptioned": report.uncaptioned,
+                                        "captioner": report.captioner_notice})
     return report

@@ -111,9 +111,40 @@ def pixel_metrics(gts: list[np.ndarray], recons: list[np.ndarray]) -> dict:
     }
 
 
+RECON_FILE = "reconstructions.npz"
+METRIC_GROUP = {"ssim": "pixel", "psnr": "pixel", "epe": "motion", "dynamic_degree": "motion"}
+METRIC_GROUPS = ("retrieval", "mom", "pixel", "motion", "clip_pcc", "dtc", "semantic")
+
+
+def wants(metrics: list[str] | None, *groups: str) -> bool:
+    return metrics is None or any(g in metrics for g in groups)
+
+
+def reconstructions(store, cfg: RootConfig, rec, results, preds, out_dir: str | None) -> tuple[list[np.ndarray], bool]:
+    """Decode every query, or reuse the reconstructions already in out_dir when they match."""
+    from pathlib import Path
+
+    from cineneuron.decode.base import create_decoder
+
+    meta = json.dumps({"checkpoint": str(rec.checkpoint), "decoder": cfg.decode.decoder, "top_k": cfg.decode.top_k,
+                       "temperature": cfg.decode.temperature, "store_version": store.version,
+                       "samples": [r.sample for r in results]}, sort_keys=True)
+    path = Path(out_dir) / RECON_FILE if out_dir else None
+    if path is not None and path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["meta"]) == meta:
+                return [z[f"r{i}"] for i in range(len(results))], True
+    videos = create_decoder(cfg.decode, store=store, reconstructor=rec).decode(store, results, preds=preds)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, meta=np.array(meta), **{f"r{i}": v for i, v in enumerate(videos)})
+    return videos, False
+
+
 def evaluate_subject(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, split: str = "test",
                      out_dir: str | None = None, n_videos: int = 6, models: EvalModels | None = None,
-                     progress=None) -> dict:
+                     metrics: list[str] | None = None, progress=None) -> dict:
+    """metrics: groups to compute (see METRIC_GROUPS); None computes every one it can."""
     from cineneuron.brain.data import load_split, load_targets
     from cineneuron.brain.evaluate import evaluate
     from cineneuron.brain.stage1 import ridge_baseline, test_targets
@@ -135,30 +166,38 @@ def evaluate_subject(store, cfg: RootConfig, subject: str, *, dataset: str | Non
     preds = rec.predict(test["voxels"])
     k = cfg.decode.top_k
     results: dict = {"dataset": rec.dataset, "notices": []}
-    results["retrieval"] = {d: retrieval_top1(preds["img"], tt["img"], direction=d, return_ranks=True) for d in ("forward", "backward")}
-    results["retrieval_by_space"] = _by_space(evaluate(preds, tt))
-    step(1, 6, "ridge")
-    train = load_split(store, rec.dataset, rec.subject, "train")
-    ridge, _ = ridge_baseline(train, load_targets(store, train["clip_id"] + test["clip_id"]), test, cfg.train.seed)
-    baselines = {"ridge": {"retrieval": {"forward": {"value": ridge["img_forward"]}, "backward": {"value": ridge["img_backward"]}},
-                           "retrieval_by_space": _by_space(ridge)}}
+    baselines: dict = {}
+    if wants(metrics, "retrieval"):
+        results["retrieval"] = {d: retrieval_top1(preds["img"], tt["img"], direction=d, return_ranks=True)
+                                for d in ("forward", "backward")}
+        results["retrieval_by_space"] = _by_space(evaluate(preds, tt))
+        step(1, 6, "ridge")
+        train = load_split(store, rec.dataset, rec.subject, "train")
+        ridge, _ = ridge_baseline(train, load_targets(store, train["clip_id"] + test["clip_id"]), test, cfg.train.seed)
+        baselines["ridge"] = {"retrieval": {d: {"value": ridge[f"img_{d}"]} for d in ("forward", "backward")},
+                              "retrieval_by_space": _by_space(ridge)}
 
     step(1, 6, "retrieve")
     truth_rows = store.get_clips(test["clip_id"], ["labels", "factors", "frames", "caption"]).to_pylist()
     names = test["sample_id"]
     mom = rec.retrieve(preds, k, names=names)
-    text_only = rec.retrieve({**preds, "w": np.tile([1.0, 0.0, 0.0], (len(names), 1))}, k, names=names)
-    uniform = rec.retrieve(preds, k, names=names, uniform_router=True)
-    results["mom"] = mom_metrics(store, mom, truth_rows, k)
     results["router"] = router_spread(mom)
-    baselines["text-only"] = {"mom": mom_metrics(store, text_only, truth_rows, k)}
-    baselines["uniform-router"] = {"mom": mom_metrics(store, uniform, truth_rows, k)}
+    if wants(metrics, "mom"):
+        text_only = rec.retrieve({**preds, "w": np.tile([1.0, 0.0, 0.0], (len(names), 1))}, k, names=names)
+        uniform = rec.retrieve(preds, k, names=names, uniform_router=True)
+        results["mom"] = mom_metrics(store, mom, truth_rows, k)
+        baselines["text-only"] = {"mom": mom_metrics(store, text_only, truth_rows, k)}
+        baselines["uniform-router"] = {"mom": mom_metrics(store, uniform, truth_rows, k)}
 
     step(1, 6, "decode")
-    recon = ReplayDecoder(cfg.decode.temperature).decode(store, mom)
+    recon, reused = reconstructions(store, cfg, rec, mom, preds, out_dir)
+    if reused:
+        results["notices"].append(f"reused the reconstructions in {out_dir}/{RECON_FILE} (same checkpoint, decoder and pool)")
     gts = [decode_jpegs(r["frames"]) for r in truth_rows]
-    results.update(pixel_metrics(gts, recon))
-    results["notices"] += optional_metrics(results, gts, recon, models or EvalModels())
+    if wants(metrics, "pixel", "motion"):
+        pix = pixel_metrics(gts, recon)
+        results.update({k: v for k, v in pix.items() if wants(metrics, METRIC_GROUP[k])})
+    results["notices"] += optional_metrics(results, gts, recon, models or EvalModels(), metrics)
 
     step(1, 6, "report")
     report = None
@@ -167,7 +206,7 @@ def evaluate_subject(store, cfg: RootConfig, subject: str, *, dataset: str | Non
 
         mem_frames = ReplayDecoder().memory_frames(store, [m.clip_id for r in mom[:n_videos] for m in r.memories[:3]])
         videos = [(gts[i], recon[i], [mem_frames[m.clip_id] for m in mom[i].memories[:3]],
-                   [truth_rows[i]["caption"], "replay"] + [m.caption for m in mom[i].memories[:3]])
+                   [truth_rows[i]["caption"], cfg.decode.decoder] + [m.caption for m in mom[i].memories[:3]])
                   for i in range(min(n_videos, len(mom)))]
         report = write_report(out_dir, results, config={**cfg.model_dump(), "dataset": rec.dataset},
                               store_version=store.version, checkpoint=str(rec.checkpoint), baselines=baselines,
@@ -177,13 +216,15 @@ def evaluate_subject(store, cfg: RootConfig, subject: str, *, dataset: str | Non
             "checkpoint": str(rec.checkpoint)}
 
 
-def optional_metrics(results: dict, gts, recons, models: EvalModels) -> list[str]:
+def optional_metrics(results: dict, gts, recons, models: EvalModels, metrics: list[str] | None = None) -> list[str]:
     """CLIP-pcc, DTC and n-way accuracy, when their weights are given; else notices."""
     from cineneuron.eval import models as M
     from cineneuron.eval.frames import clip_pcc_videos, dtc_videos
     from cineneuron.eval.semantic import n_way_suite
 
     notices = []
+    if not wants(metrics, "clip_pcc", "dtc", "semantic"):
+        return []
     clip, note = M.load_clip(models.clip) if models.clip else (None, "skipped CLIP-pcc: no CLIP weights given (--clip FILE)")
     if clip:
         results["clip_pcc"] = {"adjacent": clip_pcc_videos(recons, clip, "adjacent"), "all": clip_pcc_videos(recons, clip, "all")}

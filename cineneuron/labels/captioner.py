@@ -29,8 +29,8 @@ from cineneuron.errors import MissingWeightsError
 log = logging.getLogger("cineneuron.labels")
 
 DEFAULT_PROMPT = "Describe this video in one short sentence: the main subjects, what they do, and where."
-NOT_CONFIGURED = ("no captioner configured: clips without a caption get no labels; set captioner.name: qwen2.5-vl "
-                  "and captioner.model_dir to a local Qwen2.5-VL folder to caption them")
+NOT_CONFIGURED = ("no captioner configured, so they get no labels; to caption them set "
+                  "encoders.captioner.name=qwen2.5-vl and encoders.captioner.model_dir=<local Qwen2.5-VL folder>")
 
 
 @runtime_checkable

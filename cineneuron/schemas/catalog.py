@@ -44,6 +44,7 @@ class IngestJob(SQLModel, table=True):
     n_failed: int = 0
     n_skipped: int = 0
     errors_json: str = "[]"  # [{"item": ..., "reason": ...}]
+    notes_json: str = "{}"  # e.g. {"unlabelled": [clip ids], "captioner": notice}
     store_version: int | None = None
     started_at: datetime = Field(default_factory=_now)
     finished_at: datetime | None = None

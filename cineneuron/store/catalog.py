@@ -71,11 +71,12 @@ class Catalog:
             return job.id
 
     def finish_job(self, job_id: int, *, n_ok: int, n_failed: int, n_skipped: int,
-                   errors: list[dict], store_version: int | None) -> IngestJob:
+                   errors: list[dict], store_version: int | None, notes: dict | None = None) -> IngestJob:
         with self.session() as s:
             job = s.get(IngestJob, job_id)
             job.n_ok, job.n_failed, job.n_skipped = n_ok, n_failed, n_skipped
             job.errors_json = json.dumps(errors)
+            job.notes_json = json.dumps(notes or {})
             job.status = "done" if n_failed == 0 else ("partial" if n_ok or n_skipped else "failed")
             job.store_version = store_version
             job.finished_at = _now()

@@ -94,7 +94,7 @@ def ann_search(table, q: np.ndarray, k: int, where: str | None, exclude: list[li
     ids_out, scores_out = [], []
     for b in range(len(q)):
         s = (table.search(q[b], vector_column_name="mix").distance_type("dot")
-             .nprobes(nprobes).refine_factor(refine_factor).limit(fetch).select(["clip_id"]))
+             .nprobes(nprobes).refine_factor(refine_factor).limit(fetch).select(["clip_id", "_distance"]))
         if where:
             s = s.where(where, prefilter=True)
         res = s.to_arrow()

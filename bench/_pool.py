@@ -32,15 +32,20 @@ def bench_store(root: Path, name: str = "bench") -> Store:
     return Store.create(str(root / "store"), str(p))
 
 
-def random_rows(n: int, start: int, rng: np.random.Generator, clustered: bool = True) -> list[EncodedClip]:
-    """Unit vectors around 1,000 cluster centres (ANN is meaningless on pure noise)."""
-    def vecs(d):
-        if not clustered:
-            return rng.normal(size=(n, d)).astype(np.float32)
-        centres = np.random.default_rng(d).normal(size=(1000, d)).astype(np.float32)
-        return centres[rng.integers(0, 1000, n)] + 0.5 * rng.normal(size=(n, d)).astype(np.float32)
+def random_rows(n: int, start: int, rng: np.random.Generator, n_concepts: int = 1000) -> list[EncodedClip]:
+    """Memories around `n_concepts` shared concepts: a clip's text, image and action vectors come
+    from the same concept (as real modalities agree), plus independent noise per modality.
 
-    img, txt, act = vecs(DIMS["image"]), vecs(DIMS["text"]), vecs(DIMS["action"])
+    Independent clusters per modality would make the 768-d `mix` structureless noise, the worst
+    case for any index and unlike real embeddings.
+    """
+    concept = rng.integers(0, n_concepts, n)  # (n,)
+
+    def vecs(d, seed):
+        centres = np.random.default_rng(seed).normal(size=(n_concepts, d)).astype(np.float32)
+        return centres[concept] + 0.5 * rng.normal(size=(n, d)).astype(np.float32)
+
+    img, txt, act = vecs(DIMS["image"], 1), vecs(DIMS["text"], 2), vecs(DIMS["action"], 3)
     cond = np.zeros((1, DIMS["cond"]), np.float16)
     return [EncodedClip(clip_id=clip_id("bench", f"v{i}", 0.0, 2.0), source="bench", video=f"v{i}", video_uri="",
                         start_s=0.0, end_s=2.0, split="pool", caption="", labels=[],

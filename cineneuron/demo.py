@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cineneuron.config import RootConfig, load_config
+from cineneuron.store.scan import scan
 
 HOLDOUT = ["car", "bus"]  # the vehicle kinds of the toy world: held out of training
 EXTRA_SOURCE = "synth-extra"
@@ -35,7 +36,7 @@ def expansion_chance(store, cfg, k: int) -> float:
     """P(a held-out kind among k memories drawn at random from the pool the queries search)."""
     from cineneuron.query import pool_where
 
-    rows = store.clips.to_lance().to_table(columns=["factors"], filter=pool_where(cfg, None)).column("factors").to_pylist()
+    rows = scan(store.clips, ["factors"], pool_where(cfg, None)).column("factors").to_pylist()
     p = np.mean([bool(set(json.loads(f or "{}").get("kinds", [])) & set(HOLDOUT)) for f in rows])
     return float(1 - (1 - p) ** k)
 

@@ -188,3 +188,10 @@ def test_ann_path_finds_rows_added_after_the_index(store):
     exact = store.search_mix(_mix(clips[5])[None], k=10, exact=True).clip_ids[0]
     ann = store.search_mix(_mix(clips[5])[None], k=10, exact=False).clip_ids[0]
     assert ann[0] == exact[0] == clips[5].clip_id
+
+
+def test_remote_style_uri_keeps_its_catalog_in_the_named_folder(tmp_path, toy_preset):
+    s = Store.create("memory://cn-test-store", toy_preset, catalog_dir=str(tmp_path / "cat"))
+    s.upsert_clips(random_clips(20))
+    assert s.count() == 20 and (tmp_path / "cat" / "catalog.sqlite").exists()
+    assert s.search_mix(_mix(random_clips(20)[3])[None], k=1).clip_ids[0][0] == random_clips(20)[3].clip_id

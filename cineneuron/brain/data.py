@@ -15,6 +15,7 @@ import numpy as np
 
 from cineneuron.store import Store
 from cineneuron.store.rows import fixed_to_numpy, tensor_to_numpy
+from cineneuron.store.scan import scan
 
 
 @dataclass
@@ -46,9 +47,8 @@ def load_targets(store: Store, clip_ids: list[str]) -> ClipTargets:
 
 
 def sample_clip_ids(store: Store, dataset: str, subject: str, split: str | None = None) -> list[str]:
-    tbl = store.fmri_table(dataset, subject).to_lance()
     flt = f"split = '{split}'" if split else None
-    return tbl.to_table(columns=["clip_id"], filter=flt).column("clip_id").to_pylist()
+    return scan(store.fmri_table(dataset, subject), ["clip_id"], flt).column("clip_id").to_pylist()
 
 
 def load_split(store: Store, dataset: str, subject: str, split: str, where: str | None = None) -> dict:
@@ -80,7 +80,7 @@ class StoreBatches:
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
         self.read_batch = read_batch
-        reps = store.fmri_table(dataset, subject).to_lance().to_table(columns=["repeat"], filter="split = 'train'")
+        reps = scan(store.fmri_table(dataset, subject), ["repeat"], "split = 'train'")
         self.repeats = sorted(set(reps.column("repeat").to_pylist())) or [0]
 
     def n_batches(self, epoch: int) -> int:

@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as Fn
 
+from cineneuron.store.scan import scan
+
 MODS = ("txt", "img", "act")  # the order of `mix`
 
 
@@ -111,7 +113,7 @@ def overlapping_ids(store, clip_ids: list[str]) -> list[list[str]]:
 
     Used while training stage 2, so the model learns from neighbours, as it must at test time.
     """
-    meta = store.clips.to_lance().to_table(columns=["clip_id", "source", "video", "start_s", "end_s"]).to_pylist()
+    meta = scan(store.clips, ["clip_id", "source", "video", "start_s", "end_s"]).to_pylist()
     by_video: dict[tuple[str, str], list[dict]] = {}
     for r in meta:
         by_video.setdefault((r["source"], r["video"]), []).append(r)

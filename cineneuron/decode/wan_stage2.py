@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from cineneuron.store.scan import scan
 from cineneuron.config import RootConfig, save_config
 from cineneuron.decode import wan_train as wt
 from cineneuron.decode.wan_decoder import LORA_DIR, TOY_NOTICE, WAN_META, fresh_fusion, fuse, save_fusion, wan_config, wan_run_dir
@@ -145,7 +146,7 @@ class LatentCache:
         tbl = self._table()
         if tbl is None or not ids:
             return None
-        parts = [tbl.to_lance().to_table(columns=columns, filter=f"key = '{self.key}' AND clip_id IN ({_sql_list(ids[i:i + 2000])})")
+        parts = [scan(tbl, columns, f"key = '{self.key}' AND clip_id IN ({_sql_list(ids[i:i + 2000])})")
                  for i in range(0, len(ids), 2000)]
         return pa.concat_tables(parts)
 
@@ -157,7 +158,7 @@ class LatentCache:
         tbl = self._table()
         if tbl is None:
             return {}
-        t = tbl.to_lance().to_table(columns=["clip_id", "source"], filter=f"key = '{self.key}'")
+        t = scan(tbl, ["clip_id", "source"], f"key = '{self.key}'")
         return dict(zip(t.column("clip_id").to_pylist(), t.column("source").to_pylist()))
 
     def put(self, items: list[tuple[str, np.ndarray, str]]) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cineneuron.store.rows import fixed_to_numpy
+from cineneuron.store.scan import scan
 
 
 @dataclass
@@ -37,7 +38,7 @@ class ExactMix:
     def refresh(self, table, version: int) -> None:
         if version == self.version:
             return
-        tbl = table.to_lance().to_table(columns=["clip_id", "mix"])
+        tbl = scan(table, ["clip_id", "mix"])
         self.ids = np.asarray(tbl.column("clip_id").to_pylist(), dtype=object)
         self.matrix = np.ascontiguousarray(fixed_to_numpy(tbl.column("mix")))  # (N, d)
         self.row_of = {cid: i for i, cid in enumerate(self.ids)}
@@ -49,7 +50,7 @@ class ExactMix:
         if where is None:
             return None
         if where not in self._where_cache:
-            ids = table.to_lance().to_table(columns=["clip_id"], filter=where).column("clip_id").to_pylist()
+            ids = scan(table, ["clip_id"], where).column("clip_id").to_pylist()
             mask = np.zeros(len(self.ids), dtype=bool)
             mask[[self.row_of[i] for i in ids if i in self.row_of]] = True
             self._where_cache[where] = mask

@@ -25,6 +25,7 @@ from cineneuron.schemas.tables import (
 )
 from cineneuron.store.catalog import Catalog, default_catalog_dir, is_local, local_path
 from cineneuron.store.rows import EncodedClip, clips_to_arrow, tensor_to_numpy
+from cineneuron.store.scan import scan, scan_batches
 from cineneuron.store.search import ExactMix, SearchResult, ann_search
 
 
@@ -157,7 +158,7 @@ class Store:
         return self.version
 
     def existing_ids(self, ids: list[str] | None = None, where: str | None = None) -> set[str]:
-        tbl = self.clips.to_lance().to_table(columns=["clip_id"], filter=where)
+        tbl = scan(self.clips, ["clip_id"], where)
         have = set(tbl.column("clip_id").to_pylist())
         return have if ids is None else have & set(ids)
 
@@ -171,7 +172,7 @@ class Store:
             chunk = uniq[i:i + 2000]
             flt = "clip_id IN (" + ",".join(_sql_str(c) for c in chunk) + ")"
             cols = None if columns is None else list(dict.fromkeys(["clip_id", *columns]))
-            out.append(self.clips.to_lance().to_table(columns=cols, filter=flt))
+            out.append(scan(self.clips, cols, flt))
         tbl = pa.concat_tables(out)
         pos = {cid: i for i, cid in enumerate(tbl.column("clip_id").to_pylist())}
         missing = [c for c in uniq if c not in pos]
@@ -187,7 +188,7 @@ class Store:
         return n
 
     def sources(self) -> list[str]:
-        col = self.clips.to_lance().to_table(columns=["source"]).column("source")
+        col = scan(self.clips, ["source"]).column("source")
         return sorted(set(col.to_pylist()))
 
     # --- versions --------------------------------------------------------------------------
@@ -316,8 +317,7 @@ class Store:
         """Stream samples without loading the table: dicts of arrays (or tensors)."""
         tbl = self.fmri_table(dataset, subject)
         flt = " AND ".join(f for f in [f"split = {_sql_str(split)}" if split else None, where] if f) or None
-        scanner = tbl.to_lance().scanner(filter=flt, batch_size=batch_size)
-        for rb in scanner.to_batches():
+        for rb in scan_batches(tbl, where=flt, batch_size=batch_size):
             if rb.num_rows == 0:
                 continue
             out = {
@@ -339,7 +339,7 @@ class Store:
         by_source: dict[str, int] = {}
         by_split: dict[str, int] = {}
         if self.count():
-            t = self.clips.to_lance().to_table(columns=["source", "split"])
+            t = scan(self.clips, ["source", "split"])
             for s, sp in zip(t.column("source").to_pylist(), t.column("split").to_pylist()):
                 by_source[s] = by_source.get(s, 0) + 1
                 by_split[sp] = by_split.get(sp, 0) + 1

@@ -40,13 +40,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--refine", type=int, default=20)
+    ap.add_argument("--index", choices=["ivf_pq", "ivf_hnsw_sq"], default="ivf_pq")
+    ap.add_argument("--nprobes", type=int, nargs="+", default=[20, 50, 100], help="IVF partitions probed (ann/N rows)")
     a = ap.parse_args()
     root = tmpdir("cn-query-bench-")
     rng = np.random.default_rng(0)
     try:
         store = bench_store(root)
         store.refine_factor = a.refine
-        print(f"mix dim {store.preset.mix_dim}, k=10, IVF-PQ dot with refine_factor {a.refine}, nprobes {store.nprobes}")
+        store.index_type = a.index
+        sys.stdout.reconfigure(line_buffering=True)
+        print(f"mix dim {store.preset.mix_dim}, k=10, {a.index} (dot), refine_factor {a.refine}, ef {store.ef}; rows ann/N probe N partitions")
         print(f"{'memories':>9} | {'path':<6} | {'p50 ms':>7} | {'p95 ms':>7} | {'q/s (64)':>8} | {'numpy p50':>9} | {'ratio':>5} | recall@10")
         for n in sorted(a.sizes):
             t = time.perf_counter()
@@ -66,12 +70,16 @@ def main() -> None:
             t = time.perf_counter()
             store.maybe_index(force=True)
             build_s = time.perf_counter() - t
-            ann_ids = store.search_mix(q1s, 10, exact=False).clip_ids
-            lat_ann = np.array([timeit(lambda q=q: store.search_mix(q[None], 10, exact=False), 1)[0] for q in q1s])
-            b_ann = np.median(timeit(lambda: store.search_mix(q1s, 10, exact=False), 2))
-            print(f"{n:>9,} | {'ann':<6} | {pct(lat_ann, 50):7.2f} | {pct(lat_ann, 95):7.2f} | {64 / b_ann:8.0f} | "
-                  f"{pct(lat_np, 50):9.2f} | {np.median(lat_ann) / np.median(lat_np):5.2f} | {recall_at_k(ann_ids, exact_ids):.3f}"
-                  f"   (write {write_s:.0f} s, index build {build_s:.0f} s)")
+            parts = int(np.sqrt(n)) // (16 if a.index == "ivf_hnsw_sq" else 1)
+            print(f"{'':>9}   (write {write_s:.0f} s, index build {build_s:.0f} s, {max(parts, 1)} partitions)")
+            for nprobes in a.nprobes:
+                store.nprobes = nprobes
+                ann_ids = store.search_mix(q1s, 10, exact=False).clip_ids
+                lat_ann = np.array([timeit(lambda q=q: store.search_mix(q[None], 10, exact=False), 1)[0] for q in q1s])
+                b_ann = np.median(timeit(lambda: store.search_mix(q1s, 10, exact=False), 2))
+                path = f"ann/{nprobes}"
+                print(f"{n:>9,} | {path:<6} | {pct(lat_ann, 50):7.2f} | {pct(lat_ann, 95):7.2f} | {64 / b_ann:8.0f} | "
+                      f"{pct(lat_np, 50):9.2f} | {np.median(lat_ann) / np.median(lat_np):5.2f} | {recall_at_k(ann_ids, exact_ids):.3f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -46,7 +46,8 @@ def _open(cfg: RootConfig):
 
     s = cfg.store
     return Store.open(s.uri, storage_options=s.storage_options or None, catalog_dir=s.catalog_dir,
-                      ann_threshold=s.ann_threshold, nprobes=s.nprobes, refine_factor=s.refine_factor)
+                      ann_threshold=s.ann_threshold, index_type=s.index_type, nprobes=s.nprobes,
+                      refine_factor=s.refine_factor, ef=s.ef)
 
 
 def _print_json(obj) -> None:

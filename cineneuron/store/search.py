@@ -88,7 +88,7 @@ def topk(scores: np.ndarray, k: int, ids: np.ndarray) -> SearchResult:
 
 
 def ann_search(table, q: np.ndarray, k: int, where: str | None, exclude: list[list[str]] | None,
-               *, nprobes: int, refine_factor: int) -> SearchResult:
+               *, nprobes: int, refine_factor: int, ef: int | None = None) -> SearchResult:
     """LanceDB ANN search with prefiltering; excluded ids are filtered after over-fetching."""
     n_ex = max((len(e) for e in exclude), default=0) if exclude else 0
     fetch = k + n_ex
@@ -96,6 +96,8 @@ def ann_search(table, q: np.ndarray, k: int, where: str | None, exclude: list[li
     for b in range(len(q)):
         s = (table.search(q[b], vector_column_name="mix").distance_type("dot")
              .nprobes(nprobes).refine_factor(refine_factor).limit(fetch).select(["clip_id", "_distance"]))
+        if ef is not None:
+            s = s.ef(ef)
         if where:
             s = s.where(where, prefilter=True)
         res = s.to_arrow()

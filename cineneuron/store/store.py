@@ -32,15 +32,17 @@ from cineneuron.store.search import ExactMix, SearchResult, ann_search
 class Store:
     """Open with `Store.open(uri)` or `Store.create(uri, preset)`; `__init__` only stores."""
 
-    def __init__(self, uri: str, db, preset: Preset, catalog: Catalog, *,
-                 ann_threshold: int = 200_000, nprobes: int = 20, refine_factor: int = 20):
+    def __init__(self, uri: str, db, preset: Preset, catalog: Catalog, *, ann_threshold: int = 200_000,
+                 index_type: str = "ivf_pq", nprobes: int = 20, refine_factor: int = 20, ef: int = 200):
         self.uri = uri
         self.db = db
         self.preset = preset
         self.catalog = catalog
         self.ann_threshold = ann_threshold
+        self.index_type = index_type
         self.nprobes = nprobes
         self.refine_factor = refine_factor
+        self.ef = ef
         self._exact = ExactMix()
         self._clips = None
 
@@ -220,11 +222,15 @@ class Store:
         n = self.count()
         if n < 256 or (not force and (self.has_ann_index() or n < self.ann_threshold)):
             return False  # IVF needs a few hundred rows to train its partitions
-        from lancedb.index import IvfPq
+        from lancedb.index import IvfHnswSq, IvfPq
 
-        d = self.preset.mix_dim
-        sub = next(s for s in (d // 4, d // 8, d // 16, d // 2, d) if s and d % s == 0)
-        cfg = IvfPq(distance_type="dot", num_partitions=max(1, int(np.sqrt(n))), num_sub_vectors=sub)
+        parts = max(1, int(np.sqrt(n)))
+        if self.index_type == "ivf_hnsw_sq":
+            cfg = IvfHnswSq(distance_type="dot", num_partitions=max(1, parts // 16))
+        else:
+            d = self.preset.mix_dim
+            sub = next(s for s in (d // 4, d // 8, d // 16, d // 2, d) if s and d % s == 0)
+            cfg = IvfPq(distance_type="dot", num_partitions=parts, num_sub_vectors=sub)
         self.clips.create_index("mix", config=cfg, replace=True)
         return True
 
@@ -244,7 +250,8 @@ class Store:
         if exact is None:
             exact = not self.has_ann_index()
         if not exact:
-            return ann_search(self.clips, q, k, where, exclude, nprobes=self.nprobes, refine_factor=self.refine_factor)
+            return ann_search(self.clips, q, k, where, exclude, nprobes=self.nprobes, refine_factor=self.refine_factor,
+                              ef=self.ef if self.index_type == "ivf_hnsw_sq" else None)
         self._exact.refresh(self.clips, self.version)
         allowed = self._exact.allowed(self.clips, where)
         return self._exact.search(q, k, allowed, exclude)

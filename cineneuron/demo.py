@@ -77,7 +77,7 @@ def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: d
     from cineneuron.eval.run import evaluate_subject
     from cineneuron.ingest import IngestOptions, ingest_clips
     from cineneuron.ingest_fmri import ingest_subject
-    from cineneuron.query import Reconstructor
+    from cineneuron.query import Reconstructor, run_query
     from cineneuron.sources import get_source
     from cineneuron.sources.synth import KINDS, generate
     from cineneuron.store import Store
@@ -126,6 +126,11 @@ def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: d
         log("[demo] Wan at toy size with random weights: its videos are noise, not reconstructions")
         wcfg = cfg.model_copy(update={"decode": cfg.decode.model_copy(update={"decoder": "wan", "wan_toy": True, "num_frames": 9, "height": 32, "width": 32, "steps": 2})})
         timed("stage2_wan", lambda: train_stage2_wan(store, wcfg, "1"))
+        sample = work / "wan_query.npy"
+        first = load_split(store, "synth", "1", "test", where="repeat = -1")
+        np.save(sample, first["voxels"][:1])
+        out = run_query(store, wcfg, str(sample), "1", out=str(work / "report" / "wan_toy_sample.mp4"))
+        log(f"[demo] Wan (toy weights, noise) wrote {out['queries'][0]['video']}: 9 frames at 32x32")
 
     _step(log, "5/7 evaluation on the test set (report folder)")
     report_dir = work / "report"

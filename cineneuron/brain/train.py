@@ -86,6 +86,15 @@ def one_cycle(optimizer, lr: float | list[float], total_steps: int, pct_start: f
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=pct)
 
 
+def optimizer_step(loss: torch.Tensor, optimizer, scheduler, params, max_norm: float = 1.0) -> None:
+    """Backward, clip, step and schedule: the loop body the stage-2 trainers share."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    optimizer.step()
+    scheduler.step()
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -59,7 +59,7 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     from cineneuron.brain.losses import stage1_loss
     from cineneuron.brain.model import save_checkpoint
     from cineneuron.brain.stage1 import trainer_config
-    from cineneuron.brain.train import one_cycle
+    from cineneuron.brain.train import one_cycle, optimizer_step
 
     t0 = time.perf_counter()
     subject = str(subject)
@@ -97,11 +97,7 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
             q = query_vector(out["txt"], out["img"], out["act"], w)  # (B, d_mix)
             l_router = router_infonce(q, pool, batch["clip_row"], cfg.train.temperature)
             loss = losses["loss"] + cfg.train.lambda_router * l_router
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, opt, sched, params)
             step += 1
             last = {"loss": loss.item(), "router": l_router.item(), "w_spread": w.detach().std(0).mean().item()}
             if progress:

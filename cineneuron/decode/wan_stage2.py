@@ -34,11 +34,11 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from cineneuron.store.scan import scan
 from cineneuron.config import RootConfig, save_config
 from cineneuron.decode import wan_train as wt
 from cineneuron.decode.wan_decoder import LORA_DIR, TOY_NOTICE, WAN_META, fresh_fusion, fuse, save_fusion, wan_config, wan_run_dir
 from cineneuron.errors import CNError
+from cineneuron.store.scan import scan
 
 LATENTS_TABLE = "wan_latents"
 WRITE_EVERY = 16  # clips per Lance commit while caching latents (a crash loses at most this many)
@@ -410,6 +410,7 @@ def train_stage2_wan(store, cfg: RootConfig, subject: str, dataset: str | None =
     """Stage 2 with the Wan generator; returns {"run_dir", "seconds", "steps", "last", "latents"[, "notice"]}."""
     from cineneuron.brain.data import StoreBatches
     from cineneuron.brain.stage1 import trainer_config
+    from cineneuron.brain.train import optimizer_step
 
     t0 = time.perf_counter()
     parts = prepare(store, cfg, subject, dataset=dataset, progress=progress)
@@ -431,11 +432,7 @@ def train_stage2_wan(store, cfg: RootConfig, subject: str, dataset: str | None =
             if step >= tc.total_steps:  # OneCycle cannot step past its total
                 break
             loss, last = parts.loss(batch, weights, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, opt, sched, params)
             step += 1
             if progress:
                 progress(1, tc.total_steps, f"loss {last['loss']:.3f} flow {last['flow']:.3f}")

@@ -65,6 +65,12 @@ class Encoder:
     def identity(self) -> dict:
         return {"name": self.name, "config": self.config.model_dump(), "dim": self.dim}
 
+    def _ensure_built(self):
+        """The loaded model (`self._model`), building it on first use."""
+        if getattr(self, "_model", None) is None:
+            self.build()
+        return self._model
+
     @property
     def name(self) -> str:
         return getattr(type(self), "_registry_name", type(self).__name__)

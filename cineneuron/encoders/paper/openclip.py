@@ -123,11 +123,6 @@ class _OpenClip(Encoder):
         dim = getattr(self._model.visual, "output_dim", None)
         return int(dim) if dim is not None else int(self._model.text_projection.shape[-1])
 
-    def _ensure_built(self):
-        if self._model is None:
-            self.build()
-        return self._model
-
     # --- identity --------------------------------------------------------------------------
     def _architecture(self) -> dict:
         arch = {"family": "open_clip", "quick_gelu": self.config.force_quick_gelu}

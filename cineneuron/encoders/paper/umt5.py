@@ -90,11 +90,6 @@ class UMT5Cond(Encoder):
             path_fields=("model_dir",),
         )
 
-    def _ensure_built(self):
-        if self._model is None:
-            self.build()
-        return self._model
-
     def encode_cond(self, texts: list[str]) -> list[np.ndarray]:
         import torch
 

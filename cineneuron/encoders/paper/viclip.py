@@ -123,11 +123,6 @@ class ViCLIPEncoder(Encoder):
             path_fields=("weights",),
         )
 
-    def _ensure_built(self):
-        if self._model is None:
-            self.build()
-        return self._model
-
     def encode_video(self, frames: np.ndarray) -> np.ndarray:
         import torch
         import torch.nn.functional as F

@@ -141,11 +141,6 @@ class XCLIPEncoder(Encoder):
             path_fields=("model_dir",),
         )
 
-    def _ensure_built(self):
-        if self._model is None:
-            self.build()
-        return self._model
-
     def encode_video(self, frames: np.ndarray) -> np.ndarray:
         import torch
         import torch.nn.functional as F

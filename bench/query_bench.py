@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--refine", type=int, default=20)
     ap.add_argument("--index", choices=["ivf_pq", "ivf_hnsw_sq"], default="ivf_pq")
+    ap.add_argument("--partitions", type=int, default=None, help="IVF partitions (default sqrt(rows))")
     ap.add_argument("--nprobes", type=int, nargs="+", default=[20, 50, 100], help="IVF partitions probed (ann/N rows)")
     a = ap.parse_args()
     root = tmpdir("cn-query-bench-")
@@ -49,6 +50,7 @@ def main() -> None:
         store = bench_store(root)
         store.refine_factor = a.refine
         store.index_type = a.index
+        store.ivf_partitions = a.partitions
         sys.stdout.reconfigure(line_buffering=True)
         print(f"mix dim {store.preset.mix_dim}, k=10, {a.index} (dot), refine_factor {a.refine}, ef {store.ef}; rows ann/N probe N partitions")
         print(f"{'memories':>9} | {'path':<6} | {'p50 ms':>7} | {'p95 ms':>7} | {'q/s (64)':>8} | {'numpy p50':>9} | {'ratio':>5} | recall@10")
@@ -70,7 +72,7 @@ def main() -> None:
             t = time.perf_counter()
             store.maybe_index(force=True)
             build_s = time.perf_counter() - t
-            parts = int(np.sqrt(n)) // (16 if a.index == "ivf_hnsw_sq" else 1)
+            parts = a.partitions or int(np.sqrt(n)) // (16 if a.index == "ivf_hnsw_sq" else 1)
             print(f"{'':>9}   (write {write_s:.0f} s, index build {build_s:.0f} s, {max(parts, 1)} partitions)")
             for nprobes in a.nprobes:
                 store.nprobes = nprobes

@@ -47,7 +47,7 @@ def _open(cfg: RootConfig):
     s = cfg.store
     return Store.open(s.uri, storage_options=s.storage_options or None, catalog_dir=s.catalog_dir,
                       ann_threshold=s.ann_threshold, index_type=s.index_type, nprobes=s.nprobes,
-                      refine_factor=s.refine_factor, ef=s.ef)
+                      refine_factor=s.refine_factor, ef=s.ef, ivf_partitions=s.ivf_partitions)
 
 
 def _print_json(obj) -> None:
@@ -332,7 +332,7 @@ def eval_cmd(subject: str = typer.Option(..., "--subject"), dataset: Optional[st
 def demo(dir: Optional[Path] = typer.Option(None, "--dir", help="work folder (default: ./cn-demo); holds the worlds, the store and the report"),
          decoder: str = typer.Option("replay", "--decoder", help="replay | wan (toy Wan weights: noise, says so)"),
          quiet: bool = typer.Option(False, "--quiet", help="no progress bars")):
-    """The whole method on the simulated world, end to end (about 5 minutes on 2 cores)."""
+    """The whole method on the simulated world, end to end (about 3 minutes on 2 cores)."""
     import shutil
 
     from cineneuron.demo import run_demo

@@ -32,6 +32,7 @@ class StoreConfig(_Section):
     catalog_dir: str | None = Field(None, description="local folder for the SQLite catalog; needed for remote URIs (default: inside a local store)")
     ann_threshold: int = Field(200_000, ge=256, description="rows in `clips` past which an ANN index on `mix` is built")
     index_type: Literal["ivf_pq", "ivf_hnsw_sq"] = Field("ivf_pq", description="ANN index on mix: IVF-PQ (fast build) or IVF-HNSW-SQ (higher recall per ms, slower build)")
+    ivf_partitions: int | None = Field(None, ge=1, description="IVF partitions of the ANN index; null: sqrt(rows)")
     nprobes: int = Field(20, ge=1, description="IVF partitions probed per ANN query")
     ef: int = Field(200, ge=10, description="HNSW search breadth (ivf_hnsw_sq only)")
     refine_factor: int = Field(20, ge=1, description="ANN candidates re-ranked exactly = k * refine_factor (recall comes from this)")

@@ -33,7 +33,8 @@ class Store:
     """Open with `Store.open(uri)` or `Store.create(uri, preset)`; `__init__` only stores."""
 
     def __init__(self, uri: str, db, preset: Preset, catalog: Catalog, *, ann_threshold: int = 200_000,
-                 index_type: str = "ivf_pq", nprobes: int = 20, refine_factor: int = 20, ef: int = 200):
+                 index_type: str = "ivf_pq", nprobes: int = 20, refine_factor: int = 20, ef: int = 200,
+                 ivf_partitions: int | None = None):
         self.uri = uri
         self.db = db
         self.preset = preset
@@ -43,6 +44,7 @@ class Store:
         self.nprobes = nprobes
         self.refine_factor = refine_factor
         self.ef = ef
+        self.ivf_partitions = ivf_partitions
         self._exact = ExactMix()
         self._clips = None
 
@@ -224,7 +226,7 @@ class Store:
             return False  # IVF needs a few hundred rows to train its partitions
         from lancedb.index import IvfHnswSq, IvfPq
 
-        parts = max(1, int(np.sqrt(n)))
+        parts = self.ivf_partitions or max(1, int(np.sqrt(n)))
         if self.index_type == "ivf_hnsw_sq":
             cfg = IvfHnswSq(distance_type="dot", num_partitions=max(1, parts // 16))
         else:

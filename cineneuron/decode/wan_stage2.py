@@ -132,9 +132,9 @@ class LatentCache:
         self._memo_size = 0
 
     def _table(self, create: bool = False):
-        from cineneuron.store.store import _table_names
+        from cineneuron.store.lance_util import table_names
 
-        if LATENTS_TABLE in _table_names(self.store.db):
+        if LATENTS_TABLE in table_names(self.store.db):
             return self.store.db.open_table(LATENTS_TABLE)
         if not create:
             return None
@@ -165,14 +165,14 @@ class LatentCache:
         """items: (clip_id, latents (z, F', h, w) float16, source); idempotent (merge-insert on clip_id|key)."""
         if not items:
             return
-        from cineneuron.store.store import _retry
+        from cineneuron.store.lance_util import retry
 
         data = pa.Table.from_pylist([
             {"id": f"{c}|{self.key}", "clip_id": c, "key": self.key, "shape": list(x.shape), "source": src,
              "latents": np.ascontiguousarray(x, dtype=np.float16).tobytes()} for c, x, src in items
         ], schema=latents_schema())
         tbl = self._table(create=True)
-        _retry(lambda: tbl.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data))
+        retry(lambda: tbl.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data))
 
     def get(self, ids: list[str]) -> dict[str, np.ndarray]:
         """Latents (z, F', h, w) float16 of the ids that have them (missing ids are left out)."""

@@ -8,8 +8,6 @@ commit, so a batch lands whole or not at all, and each ingest is a new, restorab
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,19 +15,17 @@ import numpy as np
 import pyarrow as pa
 
 from cineneuron.errors import CNError, StoreMismatchError
-from cineneuron.schemas.catalog import Dataset, Subject
 from cineneuron.schemas.presets import Preset, load_preset
-from cineneuron.schemas.records import FmriBatch
-from cineneuron.schemas.tables import (
-    CLIPS, META, SCHEMA_VERSION, clips_schema, fmri_schema, fmri_table_name, meta_schema,
-)
+from cineneuron.schemas.tables import CLIPS, META, SCHEMA_VERSION, clips_schema, fmri_table_name, meta_schema
 from cineneuron.store.catalog import Catalog, default_catalog_dir, is_local, local_path
-from cineneuron.store.rows import EncodedClip, clips_to_arrow, tensor_to_numpy
-from cineneuron.store.scan import scan, scan_batches
+from cineneuron.store.lance_util import retry, sql_str, table_names
+from cineneuron.store.rows import EncodedClip, clips_to_arrow
+from cineneuron.store.fmri import FmriTables
+from cineneuron.store.scan import scan
 from cineneuron.store.search import ExactMix, SearchResult, ann_search
 
 
-class Store:
+class Store(FmriTables):
     """Open with `Store.open(uri)` or `Store.create(uri, preset)`; `__init__` only stores."""
 
     def __init__(self, uri: str, db, preset: Preset, catalog: Catalog, *, ann_threshold: int = 200_000,
@@ -61,7 +57,7 @@ class Store:
     def exists(cls, uri: str, storage_options: dict | None = None) -> bool:
         if is_local(uri) and not local_path(uri).exists():
             return False
-        return META in _table_names(cls._connect(uri, storage_options))
+        return META in table_names(cls._connect(uri, storage_options))
 
     @classmethod
     def open(cls, uri: str, *, storage_options: dict | None = None, catalog_dir: str | None = None,
@@ -157,7 +153,7 @@ class Store:
             return self.version
         last = {c.clip_id: c for c in clips}  # a batch never carries one id twice
         table = clips_to_arrow(list(last.values()), self.clips.schema, self.dims, self.n_frames)
-        _retry(lambda: self.clips.merge_insert("clip_id").when_matched_update_all()
+        retry(lambda: self.clips.merge_insert("clip_id").when_matched_update_all()
                .when_not_matched_insert_all().execute(table))
         return self.version
 
@@ -174,7 +170,7 @@ class Store:
         out = []
         for i in range(0, len(uniq), 2000):  # keep the IN list a sane size
             chunk = uniq[i:i + 2000]
-            flt = "clip_id IN (" + ",".join(_sql_str(c) for c in chunk) + ")"
+            flt = "clip_id IN (" + ",".join(sql_str(c) for c in chunk) + ")"
             cols = None if columns is None else list(dict.fromkeys(["clip_id", *columns]))
             out.append(scan(self.clips, cols, flt))
         tbl = pa.concat_tables(out)
@@ -185,10 +181,10 @@ class Store:
         return tbl.take(pa.array([pos[c] for c in clip_ids]))
 
     def drop_source(self, source: str) -> int:
-        n = self.count(f"source = {_sql_str(source)}")
+        n = self.count(f"source = {sql_str(source)}")
         if n == 0:
             raise CNError(f"no clips from source {source!r}; sources: {', '.join(self.sources()) or 'none'}")
-        _retry(lambda: self.clips.delete(f"source = {_sql_str(source)}"))
+        retry(lambda: self.clips.delete(f"source = {sql_str(source)}"))
         return n
 
     def sources(self) -> list[str]:
@@ -258,91 +254,6 @@ class Store:
         allowed = self._exact.allowed(self.clips, where)
         return self._exact.search(q, k, allowed, exclude)
 
-    # --- fMRI ------------------------------------------------------------------------------
-    def register_subject(self, dataset: str, subject: str, *, n_tr: int, n_voxels: int,
-                         mask: np.ndarray | None, mask_hash: str, qc: dict, root: str = "") -> None:
-        """Record a subject's voxel space; a later ingest must use the same mask and size."""
-        old = self.catalog.subject(dataset, str(subject))
-        if old is not None:
-            if old.mask_hash != mask_hash or old.n_voxels != n_voxels or old.n_tr != n_tr:
-                raise StoreMismatchError(
-                    f"subject {subject} of {dataset} is stored with {old.n_voxels} voxels x {old.n_tr} TRs "
-                    f"(mask {old.mask_hash}); this ingest has {n_voxels} x {n_tr} (mask {mask_hash}); nothing was written")
-        packed = np.packbits(mask.astype(bool)).tobytes() if mask is not None else b""
-        self.catalog.upsert(Dataset(name=dataset, root=root))
-        self.catalog.upsert(Subject(dataset=dataset, subject=str(subject), n_voxels=n_voxels, n_tr=n_tr,
-                                    mask_hash=mask_hash, mask=packed,
-                                    mask_len=0 if mask is None else int(mask.size), qc_json=json.dumps(qc)))
-
-    def subject_mask(self, dataset: str, subject: str) -> np.ndarray | None:
-        s = self.catalog.subject(dataset, str(subject))
-        if s is None or not s.mask_len:
-            return None
-        return np.unpackbits(np.frombuffer(s.mask, dtype=np.uint8))[: s.mask_len].astype(bool)
-
-    def fmri_tables(self) -> list[str]:
-        return sorted(t for t in _table_names(self.db) if t.startswith("fmri_"))
-
-    def fmri_table(self, dataset: str, subject: str):
-        name = fmri_table_name(dataset, str(subject))
-        if name not in _table_names(self.db):
-            known = ", ".join(f"{s.dataset}/{s.subject}" for s in self.catalog.subjects()) or "none"
-            raise CNError(f"no fMRI for subject {subject} of {dataset} in {self.uri}; stored subjects: {known}")
-        return self.db.open_table(name)
-
-    def add_fmri(self, dataset: str, subject: str, batch: FmriBatch) -> int:
-        """Append-or-update fMRI samples; the voxel count must match the subject's."""
-        batch.check()
-        n, n_tr, v = batch.voxels.shape
-        sub = self.catalog.subject(dataset, str(subject))
-        if sub is not None and (sub.n_voxels != v or sub.n_tr != n_tr):
-            raise StoreMismatchError(f"subject {subject} of {dataset} has {sub.n_voxels} voxels x {sub.n_tr} TRs; this batch has {v} x {n_tr}; nothing was written")
-        if not np.isfinite(batch.voxels).all():
-            raise CNError(f"fMRI batch for subject {subject} contains NaN or inf; nothing was written")
-        name = fmri_table_name(dataset, str(subject))
-        schema = fmri_schema(n_tr, v)
-        if name in _table_names(self.db):
-            tbl = self.db.open_table(name)
-            if tbl.schema.field("voxels").type != schema.field("voxels").type:
-                shape = tbl.schema.field("voxels").type.shape
-                raise StoreMismatchError(f"subject {subject} of {dataset} is stored as {shape[1]} voxels x {shape[0]} TRs; this batch has {v} x {n_tr}; nothing was written")
-        else:
-            tbl = self.db.create_table(name, schema=schema)
-            tbl.set_unenforced_primary_key("sample_id")
-        vox = batch.voxels.astype(np.float16)
-        if not np.isfinite(vox).all():
-            raise CNError(f"fMRI values for subject {subject} overflow float16 (|x| > 65504); z-score them first")
-        data = pa.Table.from_arrays([
-            pa.array(batch.sample_id, pa.string()), pa.array(batch.clip_id, pa.string()),
-            pa.array([str(subject)] * n, pa.string()), pa.array(batch.split, pa.string()),
-            pa.array(np.asarray(batch.repeat, dtype=np.int32)), pa.array(np.asarray(batch.tr_index, dtype=np.int32)),
-            pa.FixedShapeTensorArray.from_numpy_ndarray(vox).cast(schema.field("voxels").type),
-        ], schema=schema)
-        _retry(lambda: tbl.merge_insert("sample_id").when_matched_update_all().when_not_matched_insert_all().execute(data))
-        return tbl.count_rows()
-
-    def iter_fmri(self, dataset: str, subject: str, split: str | None = None, batch_size: int = 256,
-                  *, where: str | None = None, torch: bool = False) -> Iterator[dict]:
-        """Stream samples without loading the table: dicts of arrays (or tensors)."""
-        tbl = self.fmri_table(dataset, subject)
-        flt = " AND ".join(f for f in [f"split = {_sql_str(split)}" if split else None, where] if f) or None
-        for rb in scan_batches(tbl, where=flt, batch_size=batch_size):
-            if rb.num_rows == 0:
-                continue
-            out = {
-                "sample_id": rb.column("sample_id").to_pylist(),
-                "clip_id": rb.column("clip_id").to_pylist(),
-                "split": rb.column("split").to_pylist(),
-                "repeat": rb.column("repeat").to_numpy(),
-                "tr_index": rb.column("tr_index").to_numpy(),
-                "voxels": tensor_to_numpy(rb.column("voxels")).astype(np.float32),  # (B, n_tr, V)
-            }
-            if torch:
-                import torch as _t
-
-                out["voxels"] = _t.from_numpy(out["voxels"])
-            yield out
-
     # --- summary ---------------------------------------------------------------------------
     def stats(self) -> dict:
         by_source: dict[str, int] = {}
@@ -355,7 +266,7 @@ class Store:
         fmri = {}
         for s in self.catalog.subjects():
             name = fmri_table_name(s.dataset, s.subject)
-            rows = self.db.open_table(name).count_rows() if name in _table_names(self.db) else 0
+            rows = self.db.open_table(name).count_rows() if name in table_names(self.db) else 0
             fmri[f"{s.dataset}/{s.subject}"] = {"samples": rows, "n_voxels": s.n_voxels, "n_tr": s.n_tr, "mask_hash": s.mask_hash}
         return {
             "uri": self.uri,
@@ -388,28 +299,3 @@ def _with_identity(preset: Preset) -> Preset:
         identity[m] = enc.identity()
     identity["_store_meta"] = store_meta
     return preset.model_copy(update={"identity": identity})
-
-
-def _table_names(db) -> list[str]:
-    names, token = [], None
-    while True:
-        resp = db.list_tables(page_token=token) if token else db.list_tables()
-        names += list(resp.tables)
-        token = resp.page_token
-        if not token:
-            return names
-
-
-def _sql_str(s: str) -> str:
-    return "'" + str(s).replace("'", "''") + "'"
-
-
-def _retry(fn, tries: int = 5):
-    """Delete/update/merge-insert do not retry a commit conflict on their own (notes)."""
-    for i in range(tries):
-        try:
-            return fn()
-        except (OSError, RuntimeError) as e:
-            if "conflict" not in str(e).lower() or i == tries - 1:
-                raise
-            time.sleep(0.05 * 2**i)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import TOY_DIMS, TOY_FRAMES, random_clips
+from conftest import TOY_DIMS, random_clips
 from cineneuron.errors import CNError, StoreMismatchError
 from cineneuron.schemas.records import FmriBatch
 from cineneuron.store import Store

@@ -93,8 +93,8 @@ class ViCLIPEncoder(Encoder):
             sd = read_state_dict(path)
         except Exception as e:  # e.g. a pickle that weights_only=True refuses
             raise CNError(
-                f"cannot read ViCLIP weights {path} safely ({type(e).__name__}); convert it once with "
-                "`python -m cineneuron.encoders.paper.viclip SRC.pth DST.safetensors --trust-pickle`"
+                f"cannot read ViCLIP weights {path} with weights_only=True ({type(e).__name__}); CineNeuron never "
+                "unpickles outside files: re-save the state dict as .safetensors where you trust the file and point weights at it"
             ) from None
         try:
             model = build_viclip(sd, dtype=C.torch_dtype(self.config.precision), **arch.model_dump())
@@ -171,9 +171,8 @@ def _main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Convert a ViCLIP .pth checkpoint to .safetensors, once.")
     ap.add_argument("src")
     ap.add_argument("dst")
-    ap.add_argument("--trust-pickle", action="store_true", help="unpickle a .pth that weights_only refuses")
     a = ap.parse_args(argv)
-    print(convert_to_safetensors(a.src, a.dst, trust_pickle=a.trust_pickle))
+    print(convert_to_safetensors(a.src, a.dst))
 
 
 if __name__ == "__main__":

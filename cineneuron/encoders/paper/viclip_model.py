@@ -154,17 +154,17 @@ class ViCLIP(nn.Module):
         return self.text_encoder(tokens)
 
 
-def read_state_dict(path: str | Path, *, weights_only: bool = True) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The weights of an official `.pth` (`{"model": state_dict}`) or a converted `.safetensors`.
 
-    `weights_only=False` unpickles arbitrary objects: only for a file you trust, once, to convert.
+    A `.pth` is read with `weights_only=True` only: nothing from outside is ever unpickled.
     """
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    obj = torch.load(str(path), map_location="cpu", weights_only=weights_only)
+    obj = torch.load(str(path), map_location="cpu", weights_only=True)
     return obj["model"] if isinstance(obj, dict) and "model" in obj else obj
 
 
@@ -180,11 +180,11 @@ def build_viclip(state_dict: dict[str, torch.Tensor], dtype=torch.float32, **arc
     return model.to(dtype).eval()
 
 
-def convert_to_safetensors(src: str | Path, dst: str | Path, *, trust_pickle: bool = False) -> Path:
+def convert_to_safetensors(src: str | Path, dst: str | Path) -> Path:
     """One-time conversion of the official `.pth` to `.safetensors` (no pickle at load time)."""
     from safetensors.torch import save_file
 
-    sd = read_state_dict(src, weights_only=not trust_pickle)
+    sd = read_state_dict(src)
     sd = {k: v.detach().contiguous().clone() for k, v in sd.items()}  # clone: no shared storage
     save_file(sd, str(dst), metadata={"format": "pt", "source": Path(src).name})
     return Path(dst)

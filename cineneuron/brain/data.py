@@ -58,8 +58,8 @@ def load_split(store: Store, dataset: str, subject: str, split: str, where: str 
         return {"voxels": np.zeros((0,)), "clip_id": [], "sample_id": [], "repeat": np.zeros(0, int)}
     return {
         "voxels": np.concatenate([p["voxels"] for p in parts]),
-        "clip_id": sum((p["clip_id"] for p in parts), []),
-        "sample_id": sum((p["sample_id"] for p in parts), []),
+        "clip_id": [c for p in parts for c in p["clip_id"]],
+        "sample_id": [c for p in parts for c in p["sample_id"]],
         "repeat": np.concatenate([p["repeat"] for p in parts]),
     }
 

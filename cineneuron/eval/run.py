@@ -10,7 +10,7 @@ skipped with a notice unless those weights are given.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,7 +28,6 @@ class EvalModels:
     clip: str | None = None
     dinov2: str | None = None
     raft: str | None = None
-    notices: list[str] = field(default_factory=list)
 
 
 def _object_labels(labels) -> set[str]:

@@ -109,6 +109,30 @@ def batches(n: int, size: int):
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+def encode_clips(enc, frames: np.ndarray, n: int, forward) -> np.ndarray:
+    """The video encoders' shared loop: pick n frames, preprocess per batch, run `forward`.
+
+    frames (B, T, H, W, 3) uint8 -> (B, dim) float32; forward maps (b, n, 3, S, S) to (b, dim);
+    outputs are L2-normalised when the encoder's config asks for it.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    c, who = enc.config, enc.name
+    frames = check_frames(frames, who)
+    frames = frames[:, pick_frames(frames.shape[1], n, who)]  # (B, n, H, W, 3)
+    b = frames.shape[0]
+    dev, dt = torch_device(c.device), torch_dtype(c.precision)
+    out = np.zeros((b, enc.dim), np.float32)
+    with torch.inference_mode():
+        for sl in batches(b, c.batch_size):
+            clips = frames[sl]
+            x = preprocess(clips.reshape(-1, *clips.shape[2:]), c.size, c.mean, c.std, c.interpolation, dev, dt)
+            e = forward(x.view(clips.shape[0], n, 3, c.size, c.size)).float()  # (b, dim)
+            out[sl] = (F.normalize(e, dim=-1) if c.normalize else e).cpu().numpy()
+    return out
+
+
 def identity_dict(
     enc, *, architecture: dict, weights_files: list[str], sha256: str, preprocessing: dict, path_fields=()
 ) -> dict:

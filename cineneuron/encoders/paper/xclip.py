@@ -142,24 +142,9 @@ class XCLIPEncoder(Encoder):
         )
 
     def encode_video(self, frames: np.ndarray) -> np.ndarray:
-        import torch
-        import torch.nn.functional as F
-
         model = self._ensure_built()
-        c, n = self.config, int(model.config.vision_config.num_frames)
-        frames = C.check_frames(frames, "xclip")
-        frames = frames[:, C.pick_frames(frames.shape[1], n, "xclip")]  # (B, n, H, W, 3)
-        b = frames.shape[0]
-        dev, dt = C.torch_device(c.device), C.torch_dtype(c.precision)
-        out = np.zeros((b, self.dim), np.float32)
-        with torch.inference_mode():
-            for sl in C.batches(b, c.batch_size):
-                clips = frames[sl]
-                x = C.preprocess(clips.reshape(-1, *clips.shape[2:]), c.size, c.mean, c.std, c.interpolation, dev, dt)
-                x = x.view(clips.shape[0], n, 3, c.size, c.size)  # (b, n, 3, S, S)
-                e = _pooled(model.get_video_features(pixel_values=x)).float()  # (b, dim)
-                out[sl] = (F.normalize(e, dim=-1) if c.normalize else e).cpu().numpy()
-        return out
+        n = int(model.config.vision_config.num_frames)
+        return C.encode_clips(self, frames, n, lambda x: _pooled(model.get_video_features(pixel_values=x)))
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """Plain X-CLIP text features (not video-conditioned; see the module docstring)."""

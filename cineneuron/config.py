@@ -31,11 +31,14 @@ class StoreConfig(_Section):
     storage_options: dict[str, str] = Field(default_factory=dict, description="passed to LanceDB for object storage (keys, region, endpoint)")
     catalog_dir: str | None = Field(None, description="local folder for the SQLite catalog; needed for remote URIs (default: inside a local store)")
     ann_threshold: int = Field(200_000, ge=256, description="rows in `clips` past which an ANN index on `mix` is built")
-    index_type: Literal["ivf_pq", "ivf_hnsw_sq"] = Field("ivf_pq", description="ANN index on mix: IVF-PQ (fast build) or IVF-HNSW-SQ (higher recall per ms, slower build)")
+    index_type: Literal["ivf_flat", "ivf_pq", "ivf_hnsw_sq"] = Field("ivf_flat", description=(
+        "ANN index on mix: IVF-Flat (exact scores in the probed partitions; fastest build and query at 1M here, "
+        "but keeps a second full copy of mix), IVF-PQ (compressed, for pools whose vectors outgrow the disk cache) "
+        "or IVF-HNSW-SQ"))
     ivf_partitions: int | None = Field(None, ge=1, description="IVF partitions of the ANN index; null: sqrt(rows)")
     nprobes: int = Field(20, ge=1, description="IVF partitions probed per ANN query")
     ef: int = Field(200, ge=10, description="HNSW search breadth (ivf_hnsw_sq only)")
-    refine_factor: int = Field(20, ge=1, description="ANN candidates re-ranked exactly = k * refine_factor (recall comes from this)")
+    refine_factor: int = Field(20, ge=1, description="ivf_pq / ivf_hnsw_sq: candidates re-ranked exactly = k * refine_factor")
 
 
 class CaptionerConfig(_Section):
@@ -83,6 +86,10 @@ class TrainConfig(_Section):
     focal_gamma: float = Field(2.0, ge=0, description="focal loss gamma (0 reduces it to BCE)")
     focal_alpha: float | None = Field(0.25, description="focal loss alpha; null for none")
     lambda_router: float = Field(1.0, ge=0, description="stage 2: weight of the router InfoNCE over mixture scores")
+    router_holdout: float = Field(0.0, ge=0, lt=1, description=(
+        "fraction of training clips (in 20-s blocks) that stage 1 and the stage-2 backbone never fit; the router "
+        "learns on them from out-of-sample predictions. 0 = fit the router on the training predictions themselves. "
+        "Stage 2 refuses a value other than its stage-1 run's"))
     stage2_epochs: int = Field(10, ge=1, description="stage 2 epochs")
     stage2_lr: float = Field(3e-4, gt=0, description="stage 2 peak learning rate")
     seed: int = Field(0, description="seed for init, shuffling and dropout")

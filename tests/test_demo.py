@@ -21,3 +21,13 @@ def test_demo_writes_its_report_and_learns_above_chance(tmp_path):
     assert s["voxel_mask_vs_truth"]["precision"] > 0.9
     assert s["timings_s"]["total"] < 600
     assert "| stage-1 retrieval top-1" in r.stdout and "text-only" in r.stdout
+    # Memory expansion: before the second world is ingested no memory can show a held-out kind
+    # (they are kept out of training, and test clips are never memories); after it, some can.
+    me = s["memory_expansion"]
+    k = me["k"]
+    assert me["before"]["mom"]["n"] > 0
+    assert all(me["before"][m][f"top{k}_heldout"] == 0.0 for m in ("mom", "text", "image", "action"))
+    assert 0.0 < me["after"]["chance"] < 1.0
+    assert max(me["after"][m][f"top{k}_heldout"] for m in ("mom", "text", "image", "action")) > 0.0
+    assert min(s["router"]["std"].values()) > 0.0  # the router's weights vary per query
+    assert me["after"]["ceiling"]["text"] > 0.5  # captions name the held-out kind: a perfect text query finds it

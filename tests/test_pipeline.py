@@ -33,11 +33,14 @@ def trained(tmp_path_factory):
     cn("init", "--store", store)
     ing = cn("ingest", "synth", "--root", world, "--subject", "1", "--store", store, "--quiet",
              "--set", "fmri.cc2017.selection.method=all")
+    # The router's held-out fold (not the default) so the pipeline covers that path end to end.
+    fold = ("--set", "train.router_holdout=0.2")
     s1 = cn("train", "--stage", "1", "--subject", "1", "--store", store, "--quiet", "--json",
-            "--set", "train.epochs=15", "--set", "brain.hidden=128")
-    cn("train", "--stage", "2", "--subject", "1", "--store", store, "--quiet", "--set", "train.stage2_epochs=2",
-       "--set", "brain.hidden=128")
-    return d, world, store, ing, json.loads(s1.stdout)
+            "--set", "train.epochs=15", "--set", "brain.hidden=128", *fold)
+    bad = cn("train", "--stage", "2", "--subject", "1", "--store", store, "--quiet", check=False)
+    s2 = cn("train", "--stage", "2", "--subject", "1", "--store", store, "--quiet", "--json",
+            "--set", "train.stage2_epochs=2", "--set", "brain.hidden=128", *fold)
+    return d, world, store, ing, json.loads(s1.stdout), json.loads(s2.stdout), bad
 
 
 def test_synth_is_deterministic_per_seed(trained, tmp_path):
@@ -55,7 +58,7 @@ def test_synth_is_deterministic_per_seed(trained, tmp_path):
 def test_ingest_stores_the_expected_samples(trained):
     from cineneuron.store import Store
 
-    _, world, store, ing, _ = trained
+    _, world, store, ing, *_ = trained
     ann = json.loads((world / "annotations.json").read_text())["world"]
     per, lag = ann["clips_per_segment"], 2  # 4 s lag at TR 2 s: the last 2 clips of a run have no response
     n_train = len(ann["train_segments"]) * (per - lag) * 2  # two repeats
@@ -69,7 +72,7 @@ def test_ingest_stores_the_expected_samples(trained):
 def test_reingest_does_not_duplicate_and_other_voxel_count_is_refused(trained, tmp_path):
     from cineneuron.store import Store
 
-    _, world, store, _, _ = trained
+    _, world, store, *_ = trained
     before = Store.open(str(store)).fmri_table("synth", "1").count_rows()
     cn("ingest", "synth", "--root", world, "--subject", "1", "--store", store, "--quiet", "--set", "fmri.cc2017.selection.method=all")
     assert Store.open(str(store)).fmri_table("synth", "1").count_rows() == before
@@ -84,13 +87,68 @@ def test_reingest_does_not_duplicate_and_other_voxel_count_is_refused(trained, t
     assert Store.open(str(store)).fmri_table("synth", "1").count_rows() == before
 
 
+def test_stage2_fits_the_router_on_its_fold_and_refuses_another_fold(trained):
+    *_, s2, bad = trained
+    assert s2["last"]["router_fold_clips"] > 0
+    assert bad.returncode != 0 and "router_holdout" in bad.stderr and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
 def test_stage1_learns_above_chance(trained):
-    *_, s1 = trained
+    *_, s1, _, _ = trained
     m = s1["model"]
     dirs = [m[f"{s}_{d}"] for s in ("img", "txt", "act") for d in ("forward", "backward")]
     print("stage-1 retrieval", dict(zip(("img_f", "img_b", "txt_f", "txt_b", "act_f", "act_b"), dirs)), "chance", m["chance"])
     assert np.mean(dirs) > 2 * m["chance"]
     assert set(s1["ridge"]) >= {"img_forward", "img_backward"}
+
+
+def test_router_fold_is_stable_whole_blocks_and_never_fitted(trained):
+    from cineneuron.brain.data import ROUTER_BLOCK_S, StoreBatches, load_targets, router_fold, sample_clip_ids
+    from cineneuron.store import Store
+
+    _, _, store_path, *_ = trained
+    store = Store.open(str(store_path))
+    ids = sample_clip_ids(store, "synth", "1", "train")
+    fold = router_fold(store, ids, 0.2, seed=0)
+    assert fold == router_fold(store, ids, 0.2, seed=0) and fold != router_fold(store, ids, 0.2, seed=1)
+    assert router_fold(store, ids, 0.0, seed=0) == set()
+    uniq = sorted(set(ids))
+    assert 0.05 < len(fold) / len(uniq) < 0.45
+    meta = store.get_clips(uniq, ["video", "start_s"]).to_pylist()
+    block = {r["clip_id"]: (r["video"], int(r["start_s"] // ROUTER_BLOCK_S)) for r in meta}
+    held_blocks = {block[c] for c in fold}
+    assert {c for c in uniq if block[c] in held_blocks} == fold  # whole blocks, never a part of one
+    targets = load_targets(store, ids)
+    fit = StoreBatches(store, "synth", "1", targets, batch_size=16, exclude=fold)
+    only = StoreBatches(store, "synth", "1", targets, batch_size=16, only=fold)
+    seen_fit = [c for b in fit(0) for c in b["clip_id"]]
+    seen_fold = [c for b in only(0) for c in b["clip_id"]]
+    assert seen_fit and not set(seen_fit) & fold and set(seen_fold) <= fold
+    assert fit.n_batches(0) == len(list(fit(0))) and only.n_batches(0) == len(list(only(0)))
+
+
+def test_router_learns_only_from_fold_predictions(trained):
+    import torch
+
+    from cineneuron.brain.data import StoreBatches, load_targets, router_fold, sample_clip_ids
+    from cineneuron.decode.stage2 import _fold_router_loss, load_mom
+    from cineneuron.runs import run_dir
+    from cineneuron.store import Store
+
+    _, _, store_path, *_ = trained
+    store = Store.open(str(store_path))
+    model, router, *_ = load_mom(run_dir(store, "synth", "1", 1))
+    ids = sample_clip_ids(store, "synth", "1", "train")
+    targets = load_targets(store, ids)
+    batch = next(iter(StoreBatches(store, "synth", "1", targets, batch_size=16, only=router_fold(store, ids, 0.2, 0))(0)))
+    model.train()
+    router.train()
+    loss = _fold_router_loss(model, router, batch, "1", torch.from_numpy(np.array(targets.mix)), 0.07)
+    loss.backward()
+    assert model.training  # put back in training mode for the backbone's own batches
+    assert all(p.grad is None for p in model.parameters())
+    assert router.proj.weight.grad is not None and router.proj.weight.grad.abs().sum() > 0
 
 
 def _test_voxels(store_path, n=3):
@@ -101,7 +159,7 @@ def _test_voxels(store_path, n=3):
 
 
 def test_query_json_and_video(trained, tmp_path):
-    _, _, store, _, _ = trained
+    _, _, store, *_ = trained
     x, _ = _test_voxels(store)
     np.save(tmp_path / "q.npy", x)
     r = cn("query", "--fmri", tmp_path / "q.npy", "--subject", "1", "--store", store, "--json", "--top-k", "4",
@@ -127,7 +185,7 @@ def test_query_json_and_video(trained, tmp_path):
 
 @pytest.mark.parametrize("case", ["nan", "shape", "subject", "missing"])
 def test_query_bad_input_is_one_line(trained, tmp_path, case):
-    _, _, store, _, _ = trained
+    _, _, store, *_ = trained
     x, _ = _test_voxels(store, 2)
     f = tmp_path / "q.npy"
     if case == "nan":
@@ -144,7 +202,7 @@ def test_query_bad_input_is_one_line(trained, tmp_path, case):
 
 
 def test_checkpoint_from_another_voxel_space_is_refused(trained, tmp_path):
-    _, world, store, _, _ = trained
+    _, world, store, *_ = trained
     other = tmp_path / "store2"
     cn("init", "--store", other)
     cn("ingest", "synth", "--root", world, "--subject", "1", "--store", other, "--quiet")  # reliability mask
@@ -156,7 +214,7 @@ def test_checkpoint_from_another_voxel_space_is_refused(trained, tmp_path):
 
 
 def test_eval_writes_the_report(trained, tmp_path):
-    _, _, store, _, _ = trained
+    _, _, store, *_ = trained
     out = tmp_path / "ev"
     cn("eval", "--subject", "1", "--store", store, "--out", out, "--quiet")
     for f in ("metrics.json", "metrics.md", "grid.mp4"):

@@ -176,10 +176,14 @@ def test_catalog_jobs_and_runs(store):
     assert store.catalog.runs(subject="1")[0].id == rid
 
 
-def test_ann_path_finds_rows_added_after_the_index(store):
+@pytest.mark.parametrize("index_type", ["ivf_flat", "ivf_pq", "ivf_hnsw_sq"])
+def test_ann_path_finds_rows_added_after_the_index(store, index_type):
     clips = random_clips(3000, seed=4)
     store.upsert_clips(clips)
+    store.index_type = index_type
     assert store.maybe_index(force=True) and store.has_ann_index()
+    built = [ix.index_type for ix in store.clips.list_indices() if ix.columns == ["mix"]]
+    assert [b.lower() for b in built] == [index_type.replace("_", "")], built
     late = random_clips(1, seed=8, source="late", start=50_000)
     store.upsert_clips(late)
     q = _mix(late[0])[None]

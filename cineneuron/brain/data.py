@@ -51,9 +51,38 @@ def sample_clip_ids(store: Store, dataset: str, subject: str, split: str | None 
     return scan(store.fmri_table(dataset, subject), ["clip_id"], flt).column("clip_id").to_pylist()
 
 
-def load_split(store: Store, dataset: str, subject: str, split: str, where: str | None = None) -> dict:
-    """A whole split in memory (validation and test sets are small)."""
+ROUTER_BLOCK_S = 20.0  # neighbouring clips share BOLD (the response outlasts a clip): hold out whole blocks
+
+
+def router_fold(store: Store, clip_ids: list[str], frac: float, seed: int) -> set[str]:
+    """The training clips kept out of every backbone update, for fitting the MoM router.
+
+    The router must learn how far to trust each space from predictions like the ones it will
+    see at test time. On clips the backbone was fitted to, every space retrieves its own clip
+    (top-1 near 1.0), so a router fitted there learns nothing about test-time reliability; this
+    is the held-out set of stacked generalisation. Blocks of ROUTER_BLOCK_S seconds of one
+    video are held out together, chosen by a seeded hash, so the fold is stable across stages.
+    """
+    if frac <= 0 or not clip_ids:
+        return set()
+    import hashlib
+
+    tbl = store.get_clips(list(dict.fromkeys(clip_ids)), ["video", "start_s"])
+    fold = set()
+    for cid, video, start in zip(tbl.column("clip_id").to_pylist(), tbl.column("video").to_pylist(),
+                                 tbl.column("start_s").to_pylist()):
+        key = f"{seed}|{video}|{int(start // ROUTER_BLOCK_S)}".encode()
+        if int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64 < frac:
+            fold.add(cid)
+    return fold
+
+
+def load_split(store: Store, dataset: str, subject: str, split: str, where: str | None = None,
+               exclude: set[str] | frozenset = frozenset()) -> dict:
+    """A whole split in memory (validation and test sets are small); `exclude` drops clip ids."""
     parts = list(store.iter_fmri(dataset, subject, split=split, batch_size=4096, where=where))
+    if exclude:
+        parts = [_drop_clips(p, exclude) for p in parts]
     if not parts:
         return {"voxels": np.zeros((0,)), "clip_id": [], "sample_id": [], "repeat": np.zeros(0, int)}
     return {
@@ -64,14 +93,21 @@ def load_split(store: Store, dataset: str, subject: str, split: str, where: str 
     }
 
 
+def _drop_clips(part: dict, exclude: set[str] | frozenset) -> dict:
+    keep = np.array([c not in exclude for c in part["clip_id"]], bool)
+    return {k: ([x for x, m in zip(v, keep) if m] if isinstance(v, list) else v[keep]) for k, v in part.items()}
+
+
 class StoreBatches:
     """Callable(epoch) -> iterator of batch dicts for the stage-1 trainer.
 
     Epoch e uses training repeat e % n_repeats, so consecutive epochs see the other repeat.
+    Samples of clips in `exclude` are skipped; with `only`, just the samples of those clips are kept.
     """
 
     def __init__(self, store: Store, dataset: str, subject: str, targets: ClipTargets, *,
-                 batch_size: int, seed: int = 0, shuffle_buffer: int = 8192, read_batch: int = 1024):
+                 batch_size: int, seed: int = 0, shuffle_buffer: int = 8192, read_batch: int = 1024,
+                 exclude: set[str] | frozenset = frozenset(), only: set[str] | None = None):
         self.store = store
         self.dataset = dataset
         self.subject = str(subject)
@@ -80,13 +116,19 @@ class StoreBatches:
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
         self.read_batch = read_batch
+        self.exclude, self.only = exclude, only
         reps = scan(store.fmri_table(dataset, subject), ["repeat"], "split = 'train'")
         self.repeats = sorted(set(reps.column("repeat").to_pylist())) or [0]
 
     def n_batches(self, epoch: int) -> int:
         """Batches epoch `epoch` yields (a ragged last batch of one sample is dropped)."""
         rep = self.repeats[epoch % len(self.repeats)]
-        n = self.store.fmri_table(self.dataset, self.subject).count_rows(f"split = 'train' AND repeat = {rep}")
+        flt = f"split = 'train' AND repeat = {rep}"
+        if self.exclude or self.only is not None:
+            n = sum(map(self._wanted, scan(self.store.fmri_table(self.dataset, self.subject), ["clip_id"], flt)
+                        .column("clip_id").to_pylist()))
+        else:
+            n = self.store.fmri_table(self.dataset, self.subject).count_rows(flt)
         full, rest = divmod(n, self.batch_size)
         return full + (1 if rest >= 2 else 0)
 
@@ -94,7 +136,10 @@ class StoreBatches:
         rep = self.repeats[epoch % len(self.repeats)]
         for b in self.store.iter_fmri(self.dataset, self.subject, split="train", batch_size=self.read_batch,
                                       where=f"repeat = {rep}"):
-            yield from zip(b["voxels"], b["clip_id"])
+            yield from ((v, c) for v, c in zip(b["voxels"], b["clip_id"]) if self._wanted(c))
+
+    def _wanted(self, clip_id: str) -> bool:
+        return clip_id not in self.exclude and (self.only is None or clip_id in self.only)
 
     def _emit(self, rows: list[tuple[np.ndarray, str]]) -> dict:
         import torch

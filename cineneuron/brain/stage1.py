@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cineneuron.brain.data import StoreBatches, load_split, load_targets, sample_clip_ids
+from cineneuron.brain.data import StoreBatches, load_split, load_targets, router_fold, sample_clip_ids
 from cineneuron.brain.evaluate import evaluate
 from cineneuron.config import RootConfig, save_config
 from cineneuron.errors import CNError
@@ -98,7 +98,10 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
         raise CNError(f"subject {subject} of {dataset} has no training samples; ingest them first")
     test = load_split(store, dataset, subject, "test", where="repeat = -1")
     targets = load_targets(store, train_ids + test["clip_id"])
-    batches = StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
+    # The router's fold is never fitted here, so stage 2 can fit the router on out-of-sample predictions.
+    fold = router_fold(store, train_ids, cfg.train.router_holdout, cfg.train.seed)
+    batches = StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
+                           exclude=fold)
     steps_per_epoch = batches.n_batches(0)
 
     if resume and (out / "model.safetensors").exists():
@@ -149,7 +152,7 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     metrics.update({f"train_{k}": v for k, v in res["train"].items() if isinstance(v, float)})
     ridge = {}
     if with_ridge and tt is not None:
-        train_all = load_split(store, dataset, subject, "train")
+        train_all = load_split(store, dataset, subject, "train", exclude=fold)  # the data the model saw
         ridge, _ = ridge_baseline(train_all, targets, test, cfg.train.seed)
     store.catalog.add_run(stage=1, subject=subject, dataset=dataset, config=cfg.model_dump(),
                           metrics={"model": metrics, "ridge": ridge}, checkpoint=str(out), store_version=store.version)

@@ -2,7 +2,10 @@
 
 Loss = the stage-1 losses + lambda_router * InfoNCE over mixture scores, whose positive is the
 sample's own clip in the pool of training memories. The backbone and heads keep learning; the
-router learns, per query, which space (text, image, action) to trust. The fusion module and the
+router learns, per query, which space (text, image, action) to trust. It learns that from the
+router fold (`train.router_holdout`): training clips that neither stage fits, whose predictions
+are as imperfect as at test time. Fitted clips retrieve themselves in every space, which would
+teach the router nothing about test-time reliability. The fusion module and the
 generator's LoRA plug in here for `--decoder wan` (see `cineneuron.decode.wan_train`).
 """
 
@@ -15,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cineneuron.brain.data import StoreBatches, load_targets, sample_clip_ids
+from cineneuron.brain.data import StoreBatches, load_targets, router_fold, sample_clip_ids
 from cineneuron.config import RootConfig, save_config
 from cineneuron.decode.mom import Router, query_vector, router_infonce
 from cineneuron.errors import CNError
@@ -69,10 +72,15 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
         raise CNError(f"stage 2 starts from stage 1; run: cn train --stage 1 --subject {subject}")
     model, router, mcfg, extra = load_mom(src)
     check_compatible(store, extra, dataset, subject)
+    _check_same_fold(src, cfg)
     train_ids = sample_clip_ids(store, dataset, subject, "train")
     targets = load_targets(store, train_ids)
     pool = torch.from_numpy(np.array(targets.mix))  # (N, d_mix): the training memories (a writable copy)
-    batches = StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size, seed=cfg.train.seed + 1)
+    fold = router_fold(store, train_ids, cfg.train.router_holdout, cfg.train.seed)  # stage 1 never fitted these
+    batches = StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size, seed=cfg.train.seed + 1,
+                           exclude=fold)
+    fold_batches = _forever(StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size,
+                                         seed=cfg.train.seed + 2, only=fold)) if fold else None
     tc = trainer_config(cfg, batches.n_batches(0), epochs=cfg.train.stage2_epochs, lr=cfg.train.stage2_lr)
     weights = tc.loss_weights()
     torch.manual_seed(cfg.train.seed)
@@ -94,12 +102,21 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
                    "act": batch["act"], "label_vec": batch["label_vec"]}
             losses = stage1_loss(out, tgt, weights)
             w = router(out["F"])  # (B, 3)
-            q = query_vector(out["txt"], out["img"], out["act"], w)  # (B, d_mix)
-            l_router = router_infonce(q, pool, batch["clip_row"], cfg.train.temperature)
-            loss = losses["loss"] + cfg.train.lambda_router * l_router
+            if fold_batches is None:  # router_holdout = 0: the router learns from the fitted predictions
+                l_router = router_infonce(query_vector(out["txt"], out["img"], out["act"], w), pool,
+                                          batch["clip_row"], cfg.train.temperature)
+                loss = losses["loss"] + cfg.train.lambda_router * l_router
+            else:
+                # The backbone learns to retrieve under the router's weights; the router learns
+                # only from the held-out fold, whose predictions are out-of-sample.
+                q = query_vector(out["txt"], out["img"], out["act"], w.detach())
+                l_fit = router_infonce(q, pool, batch["clip_row"], cfg.train.temperature)
+                l_router = _fold_router_loss(model, router, next(fold_batches), subject, pool, cfg.train.temperature)
+                loss = losses["loss"] + cfg.train.lambda_router * (l_fit + l_router)
             optimizer_step(loss, opt, sched, params)
             step += 1
-            last = {"loss": loss.item(), "router": l_router.item(), "w_spread": w.detach().std(0).mean().item()}
+            last = {"loss": loss.item(), "router": l_router.item(), "w_spread": w.detach().std(0).mean().item(),
+                    "router_fold_clips": len(fold)}
             if progress:
                 progress(1, tc.total_steps, f"loss {last['loss']:.3f} router {last['router']:.3f}")
     out_dir = run_dir(store, dataset, subject, 2, cfg.train.runs_dir)
@@ -110,6 +127,39 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     store.catalog.add_run(stage=2, subject=subject, dataset=dataset, config=cfg.model_dump(), metrics=last,
                           checkpoint=str(out_dir), store_version=store.version)
     return Stage2Result(str(out_dir), time.perf_counter() - t0, step, last)
+
+
+def _check_same_fold(stage1_dir: Path, cfg: RootConfig) -> None:
+    """The router's fold is only out-of-sample if stage 1 held out the same clips."""
+    import json
+
+    saved = Path(stage1_dir) / "run_config.json"
+    if not saved.exists():
+        return
+    t = json.loads(saved.read_text()).get("train", {})
+    was = (t.get("router_holdout", 0.0), t.get("seed", 0))
+    if (was[0] or cfg.train.router_holdout) and was != (cfg.train.router_holdout, cfg.train.seed):
+        raise CNError(f"stage 1 ran with train.router_holdout={was[0]} and train.seed={was[1]}; stage 2 needs the same "
+                      f"(got {cfg.train.router_holdout} and {cfg.train.seed}), or rerun stage 1")
+
+
+def _forever(batches: StoreBatches):
+    epoch = 0
+    while True:
+        yield from batches(epoch)
+        epoch += 1
+
+
+def _fold_router_loss(model, router, batch: dict, subject: str, pool: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Router InfoNCE on held-out clips: the backbone predicts as at test time (eval mode, no
+    gradient), so only the router learns from these samples."""
+    model.eval()
+    with torch.no_grad():
+        out = model(batch["voxels"].to(pool.device), subject)
+    model.train()
+    w = router(out["F"])  # (B, 3)
+    q = query_vector(out["txt"], out["img"], out["act"], w)  # (B, d_mix)
+    return router_infonce(q, pool, batch["clip_row"].to(pool.device), temperature)
 
 
 def predict_mom(model, router, voxels: np.ndarray, subject: str, batch_size: int = 256) -> dict[str, np.ndarray]:

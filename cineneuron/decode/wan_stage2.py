@@ -7,6 +7,7 @@ Per batch:
     top-k img / act sets -> MoMFusion -> C -> Wan DiT (+ LoRA) -> flow-matching loss on the clip's
     cached VAE latents
     loss = flow matching + stage-1 losses + lambda_router * router InfoNCE
+    (the router's own gradient comes from its held-out fold, `train.router_holdout`; see decode/stage2.py)
 
 The base DiT and the VAE are frozen; the Brain Model (backbone and heads), router, fusion and LoRA
 learn. Ground-truth latents are computed once per (clip, frames, size, VAE config) and kept in the
@@ -292,6 +293,7 @@ class WanStage2:
     cache: LatentCache
     latents: dict  # cache_latents() report
     device: str = "cpu"
+    fold: frozenset = frozenset()  # the router's held-out training clips (see decode/stage2.py)
 
     @property
     def transformer(self):
@@ -306,8 +308,14 @@ class WanStage2:
         self.router.train()
         self.fusion.train()
 
-    def loss(self, batch: dict, weights, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-        """The stage-2 objective on one StoreBatches batch: (loss, float logs)."""
+    def loss(self, batch: dict, weights, generator: torch.Generator | None = None,
+             fold_batch: dict | None = None) -> tuple[torch.Tensor, dict]:
+        """The stage-2 objective on one StoreBatches batch: (loss, float logs).
+
+        fold_batch: a batch of the router's held-out clips; when given, the router learns only
+        from it and the training batch uses the router's weights without a gradient to them.
+        """
+        from cineneuron.decode.stage2 import _fold_router_loss
         from cineneuron.brain.losses import stage1_loss
         from cineneuron.decode.mom import query_vector, router_infonce
         from cineneuron.decode.wan import pad_text
@@ -319,8 +327,11 @@ class WanStage2:
         losses = stage1_loss(out, tgt, weights)
         rows = batch["clip_row"].to(dev)  # (B,) pool rows of the samples' own clips
         w = self.router(out["F"])  # (B, 3)
-        q = query_vector(out["txt"], out["img"], out["act"], w)  # (B, d_mix)
+        q = query_vector(out["txt"], out["img"], out["act"], w if fold_batch is None else w.detach())  # (B, d_mix)
         l_router = router_infonce(q, self.pool.mix, rows, cfg.train.temperature)
+        if fold_batch is not None:
+            l_router = l_router + _fold_router_loss(self.model, self.router, fold_batch, self.subject,
+                                                    self.pool.mix, cfg.train.temperature)
         idx, valid = retrieve_fused(q, self.pool, rows, cfg.decode.top_k)  # (B, k), (B, k)
         lat = self.cache.get(batch["clip_id"])
         has = [i for i, c in enumerate(batch["clip_id"]) if c in lat]  # samples whose clip has ground truth
@@ -345,7 +356,7 @@ def _upcast_lora(transformer) -> None:
 
 
 def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, progress=None) -> WanStage2:
-    from cineneuron.brain.data import load_targets, sample_clip_ids
+    from cineneuron.brain.data import load_targets, router_fold, sample_clip_ids
     from cineneuron.decode.stage2 import load_mom
     from cineneuron.decode.wan import build_pipeline
     from cineneuron.runs import check_compatible, latest_checkpoint, resolve_dataset
@@ -378,8 +389,9 @@ def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None,
     d_f = mcfg.mlp.token_dim if mcfg.backbone == "mlp" else mcfg.transformer.token_dim
     fusion = fresh_fusion(d_f, store.dims, seed=cfg.train.seed)
     model, router, fusion = model.to(device), router.to(device), fusion.to(device)
+    fold = frozenset(router_fold(store, train_ids, cfg.train.router_holdout, cfg.train.seed))
     return WanStage2(store, cfg, dataset, subject, Path(src), wcfg, model, mcfg, router, fusion, pipe,
-                     wt.train_scheduler(source=pipe.scheduler), targets, pool, cache, report, device)
+                     wt.train_scheduler(source=pipe.scheduler), targets, pool, cache, report, device, fold)
 
 
 # ---------------------------------------------------------------- the command
@@ -411,11 +423,14 @@ def train_stage2_wan(store, cfg: RootConfig, subject: str, dataset: str | None =
     from cineneuron.brain.data import StoreBatches
     from cineneuron.brain.stage1 import trainer_config
     from cineneuron.brain.train import optimizer_step
+    from cineneuron.decode.stage2 import _forever
 
     t0 = time.perf_counter()
     parts = prepare(store, cfg, subject, dataset=dataset, progress=progress)
     batches = StoreBatches(store, parts.dataset, parts.subject, parts.targets, batch_size=cfg.train.batch_size,
-                           seed=cfg.train.seed + 1)
+                           seed=cfg.train.seed + 1, exclude=parts.fold)
+    fold_batches = _forever(StoreBatches(store, parts.dataset, parts.subject, parts.targets, seed=cfg.train.seed + 2,
+                                         batch_size=cfg.train.batch_size, only=set(parts.fold))) if parts.fold else None
     tc = trainer_config(cfg, batches.n_batches(0), epochs=cfg.train.stage2_epochs, lr=cfg.train.stage2_lr)
     weights = tc.loss_weights()
     torch.manual_seed(cfg.train.seed)
@@ -431,7 +446,7 @@ def train_stage2_wan(store, cfg: RootConfig, subject: str, dataset: str | None =
         for batch in batches(epoch):
             if step >= tc.total_steps:  # OneCycle cannot step past its total
                 break
-            loss, last = parts.loss(batch, weights, gen)
+            loss, last = parts.loss(batch, weights, gen, next(fold_batches) if fold_batches else None)
             optimizer_step(loss, opt, sched, params)
             step += 1
             if progress:

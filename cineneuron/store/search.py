@@ -3,8 +3,9 @@
 Two paths (notes/lancedb.md):
 - exact: LanceDB's brute-force scan is 10-25x slower than a matmul, so `mix` is held in memory
   and refreshed when the table version changes; a query is one (B, d) @ (d, N) matmul.
-- ann: the LanceDB index on `mix` (IVF-PQ + refine), always with the `dot` distance, since an
-  index queried with another distance silently falls back to a full scan.
+- ann: the LanceDB index on `mix` (IVF-Flat by default; IVF-PQ or IVF-HNSW-SQ + refine), always
+  with the `dot` distance, since an index queried with another distance silently falls back to
+  a full scan.
 """
 
 from __future__ import annotations
@@ -88,14 +89,16 @@ def topk(scores: np.ndarray, k: int, ids: np.ndarray) -> SearchResult:
 
 
 def ann_search(table, q: np.ndarray, k: int, where: str | None, exclude: list[list[str]] | None,
-               *, nprobes: int, refine_factor: int, ef: int | None = None) -> SearchResult:
+               *, nprobes: int, refine_factor: int | None, ef: int | None = None) -> SearchResult:
     """LanceDB ANN search with prefiltering; excluded ids are filtered after over-fetching."""
     n_ex = max((len(e) for e in exclude), default=0) if exclude else 0
     fetch = k + n_ex
     ids_out, scores_out = [], []
     for b in range(len(q)):
         s = (table.search(q[b], vector_column_name="mix").distance_type("dot")
-             .nprobes(nprobes).refine_factor(refine_factor).limit(fetch).select(["clip_id", "_distance"]))
+             .nprobes(nprobes).limit(fetch).select(["clip_id", "_distance"]))
+        if refine_factor:
+            s = s.refine_factor(refine_factor)
         if ef is not None:
             s = s.ef(ef)
         if where:

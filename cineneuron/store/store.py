@@ -29,7 +29,7 @@ class Store(FmriTables):
     """Open with `Store.open(uri)` or `Store.create(uri, preset)`; `__init__` only stores."""
 
     def __init__(self, uri: str, db, preset: Preset, catalog: Catalog, *, ann_threshold: int = 200_000,
-                 index_type: str = "ivf_pq", nprobes: int = 20, refine_factor: int = 20, ef: int = 200,
+                 index_type: str = "ivf_flat", nprobes: int = 20, refine_factor: int = 20, ef: int = 200,
                  ivf_partitions: int | None = None):
         self.uri = uri
         self.db = db
@@ -220,10 +220,12 @@ class Store(FmriTables):
         n = self.count()
         if n < 256 or (not force and (self.has_ann_index() or n < self.ann_threshold)):
             return False  # IVF needs a few hundred rows to train its partitions
-        from lancedb.index import IvfHnswSq, IvfPq
+        from lancedb.index import IvfFlat, IvfHnswSq, IvfPq
 
         parts = self.ivf_partitions or max(1, int(np.sqrt(n)))
-        if self.index_type == "ivf_hnsw_sq":
+        if self.index_type == "ivf_flat":
+            cfg = IvfFlat(distance_type="dot", num_partitions=parts)
+        elif self.index_type == "ivf_hnsw_sq":
             cfg = IvfHnswSq(distance_type="dot", num_partitions=max(1, parts // 16))
         else:
             d = self.preset.mix_dim
@@ -248,7 +250,9 @@ class Store(FmriTables):
         if exact is None:
             exact = not self.has_ann_index()
         if not exact:
-            return ann_search(self.clips, q, k, where, exclude, nprobes=self.nprobes, refine_factor=self.refine_factor,
+            # IVF-Flat scores are already exact: re-ranking would only re-read the same vectors.
+            return ann_search(self.clips, q, k, where, exclude, nprobes=self.nprobes,
+                              refine_factor=None if self.index_type == "ivf_flat" else self.refine_factor,
                               ef=self.ef if self.index_type == "ivf_hnsw_sq" else None)
         self._exact.refresh(self.clips, self.version)
         allowed = self._exact.allowed(self.clips, where)

@@ -273,6 +273,27 @@ def test_only_lora_brain_router_and_fusion_get_gradients(world, wan_run):
     assert parts.fusion.z_f.weight.grad.abs().sum() > 0 and logs["flow"] > 0
 
 
+def test_with_a_fold_batch_the_router_learns_only_from_it(world, wan_run):
+    from cineneuron.brain.data import StoreBatches
+    from cineneuron.brain.stage1 import trainer_config
+    from cineneuron.decode.stage2 import _fold_router_loss
+    from cineneuron.decode.wan_stage2 import prepare
+
+    cfg = wan_run["cfg"]
+    parts = prepare(world["store"], cfg, "1")
+    fit, fold = list(StoreBatches(world["store"], "ds", "1", parts.targets, batch_size=8, seed=0)(0))[:2]
+    parts.train()
+    loss, _ = parts.loss(fit, trainer_config(cfg, 2).loss_weights(), torch.Generator().manual_seed(0), fold_batch=fold)
+    loss.backward()
+    total = [p.grad.clone() for p in parts.router.parameters()]
+    parts.router.zero_grad(set_to_none=True)
+    alone = _fold_router_loss(parts.model, parts.router, fold, "1", parts.pool.mix, cfg.train.temperature)
+    (cfg.train.lambda_router * alone).backward()
+    assert any(g.abs().sum() > 0 for g in total)
+    for g, p in zip(total, parts.router.parameters()):
+        assert torch.allclose(g, p.grad, atol=1e-6)
+
+
 def _cli(args: list[str], store, runs) -> dict:
     """`cn ARGS` in-process with the toy Wan settings, the test's store and runs dir; returns its --json output."""
     from typer.testing import CliRunner

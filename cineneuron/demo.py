@@ -212,6 +212,8 @@ def summarize(s1, ev, before: dict, after: dict, k: int) -> dict:
         "ridge_retrieval": {"forward": ridge.get("img_forward"), "backward": ridge.get("img_backward")},
         "mom": {"top1_same_superclass": mom["top1_same_superclass"]["value"], "top1_same_action": mom["top1_same_action"]["value"]},
         "text_only": {"top1_same_superclass": txt["top1_same_superclass"]["value"], "top1_same_action": txt["top1_same_action"]["value"]},
+        "mom_minus_text_only": {m: {k: r["mom_minus_text_only"][m][k] for k in ("value", "low", "high", "n")}
+                                for m in ("top1_same_superclass", "top1_same_action")},
         "router": r["router"],
         "ssim_rgb": r["ssim"]["rgb"]["value"], "psnr_rgb": r["psnr"]["rgb"]["value"],
         "memory_expansion": {"before": before, "after": after, "k": k},
@@ -221,6 +223,11 @@ def summarize(s1, ev, before: dict, after: dict, k: int) -> dict:
 def summary_table(s: dict) -> str:
     f = lambda x: "—" if x is None else f"{x:.3f}"  # noqa: E731
     me, k = s["memory_expansion"], s["memory_expansion"]["k"]
+
+    def d(metric: str) -> str:
+        x = s["mom_minus_text_only"][metric]
+        return f"{x['value']:+.3f} [{x['low']:+.3f}, {x['high']:+.3f}]"
+
     rows = [
         "| what | forward / superclass | backward / action |",
         "| --- | --- | --- |",
@@ -228,6 +235,7 @@ def summary_table(s: dict) -> str:
         f"| ridge baseline retrieval | {f(s['ridge_retrieval']['forward'])} | {f(s['ridge_retrieval']['backward'])} |",
         f"| MoM top-1 memory: same superclass / same action | {f(s['mom']['top1_same_superclass'])} | {f(s['mom']['top1_same_action'])} |",
         f"| text-only top-1 baseline | {f(s['text_only']['top1_same_superclass'])} | {f(s['text_only']['top1_same_action'])} |",
+        f"| MoM minus text-only, same samples [95% bootstrap CI] | {d('top1_same_superclass')} | {d('top1_same_action')} |",
         f"| router weights mean (txt, img, act) | {', '.join(f'{v:.2f}' for v in s['router']['mean'].values())} | spread (std) {', '.join(f'{v:.3f}' for v in s['router']['std'].values())} |",
         f"| replay SSIM / PSNR (rgb) | {f(s['ssim_rgb'])} | {s['psnr_rgb']:.2f} dB |",
     ]

@@ -279,3 +279,23 @@ def test_dynamic_degree_threshold_and_gap():
     still = moving[:1].repeat(4, 0)
     gap = dynamic_degree_gap([moving], [still])
     assert gap["gt"]["value"] == 1.0 and gap["recon"]["value"] == 0.0 and gap["gap"]["value"] == 1.0
+
+
+def test_paired_bootstrap_diff_hand_cases_and_normal_width():
+    from cineneuron.eval.semantic import paired_bootstrap_diff
+
+    same = paired_bootstrap_diff([1, 0, 1, 1], [1, 0, 1, 1])
+    assert same["value"] == same["low"] == same["high"] == 0.0 and same["n"] == 4
+    all_or_none = paired_bootstrap_diff([1] * 5, [0] * 5)
+    assert all_or_none["value"] == all_or_none["low"] == all_or_none["high"] == 1.0
+    rng = np.random.default_rng(3)
+    a = rng.random(400) < 0.45
+    b = np.where(rng.random(400) < 0.7, a, rng.random(400) < 0.35)  # correlated, as two retrievals of one query are
+    r = paired_bootstrap_diff(a, b, n_boot=4000, seed=1)
+    d = a.astype(float) - b
+    assert r["value"] == pytest.approx(d.mean())
+    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))  # the normal-approximation interval of a paired mean
+    assert (r["high"] - r["low"]) / 2 == pytest.approx(half, rel=0.12)
+    assert r["low"] < d.mean() < r["high"]
+    with pytest.raises(ValueError):
+        paired_bootstrap_diff([1, 0], [1])

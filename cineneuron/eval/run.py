@@ -51,6 +51,36 @@ def _perm_chance(pairs: list[tuple], hit, n_perm: int = 100, seed: int = 0) -> f
                           for _ in range(n_perm)]))
 
 
+def _overlap(a, b) -> bool:
+    return bool(a & b)
+
+
+def _same(a, b) -> bool:
+    return a == b
+
+
+def _among(a, b) -> bool:
+    return b in a
+
+
+def semantic_pairs(store, results, truth_rows: list[dict], k: int) -> dict:
+    """Per sample, (retrieved, truth) for each label metric, or None where the sample has no such
+    truth; with the hit test and what the metric means."""
+    ids = sorted({m.clip_id for r in results for m in r.memories})
+    meta = {r["clip_id"]: r for r in store.get_clips(ids, ["factors", "labels"]).to_pylist()} if ids else {}
+    sup, act, act_k = [], [], []
+    for r, t in zip(results, truth_rows):
+        t_obj, t_act = _object_labels(t["labels"]), json.loads(t["factors"] or "{}").get("action")
+        acts = [json.loads(meta[m.clip_id]["factors"] or "{}").get("action") for m in r.memories]
+        has_act = bool(r.memories) and t_act is not None
+        sup.append((_object_labels(meta[r.memories[0].clip_id]["labels"]), t_obj) if r.memories and t_obj else None)
+        act.append((acts[0], t_act) if has_act else None)
+        act_k.append((acts, t_act) if has_act else None)
+    return {"top1_same_superclass": (sup, _overlap, "top-1 memory shares an object superclass with the seen clip"),
+            "top1_same_action": (act, _same, "top-1 memory has the seen clip's action (ground-truth factor)"),
+            f"top{k}_has_action": (act_k, _among, f"the seen clip's action is among the top-{k} memories")}
+
+
 def mom_metrics(store, results, truth_rows: list[dict], k: int) -> dict:
     """Semantic correctness of retrieved memories (label-based; no classifier needed).
 
@@ -59,29 +89,28 @@ def mom_metrics(store, results, truth_rows: list[dict], k: int) -> dict:
     from cineneuron.eval.semantic import label_accuracy_multihot
     from cineneuron.schemas.superclasses import label_vec
 
-    ids = sorted({m.clip_id for r in results for m in r.memories})
-    meta = {r["clip_id"]: r for r in store.get_clips(ids, ["factors", "labels"]).to_pylist()} if ids else {}
-    sup, act, act_k = [], [], []  # (retrieved, truth) pairs
-    for r, t in zip(results, truth_rows):
-        if not r.memories:
-            continue
-        t_obj, t_act = _object_labels(t["labels"]), json.loads(t["factors"] or "{}").get("action")
-        top = meta[r.memories[0].clip_id]
-        if t_obj:
-            sup.append((_object_labels(top["labels"]), t_obj))
-        if t_act is not None:
-            acts = [json.loads(meta[m.clip_id]["factors"] or "{}").get("action") for m in r.memories]
-            act.append((acts[0], t_act))
-            act_k.append((acts, t_act))
-    overlap, same, among = (lambda a, b: bool(a & b)), (lambda a, b: a == b), (lambda a, b: b in a)
-    out = {"top1_same_superclass": _rate([overlap(a, b) for a, b in sup], "top-1 memory shares an object superclass with the seen clip", _perm_chance(sup, overlap)),
-           "top1_same_action": _rate([same(a, b) for a, b in act], "top-1 memory has the seen clip's action (ground-truth factor)", _perm_chance(act, same)),
-           f"top{k}_has_action": _rate([among(a, b) for a, b in act_k], f"the seen clip's action is among the top-{k} memories", _perm_chance(act_k, among))}
+    out = {}
+    for name, (pairs, hit, meaning) in semantic_pairs(store, results, truth_rows, k).items():
+        valid = [p for p in pairs if p is not None]
+        out[name] = _rate([hit(*p) for p in valid], meaning, _perm_chance(valid, hit))
     if results and all(len(r.memories) == k for r in results):
         mem_labels = np.array([[label_vec(m.labels) for m in r.memories] for r in results])  # (Q, K, 15)
         scores = np.array([[m.score for m in r.memories] for r in results])  # (Q, K)
         truth = np.array([label_vec(t["labels"]) for t in truth_rows])  # (Q, 15)
         out["label_vote"] = label_accuracy_multihot(mem_labels, scores, truth)
+    return out
+
+
+def paired_comparison(store, a_results, b_results, truth_rows: list[dict], k: int, seed: int = 0) -> dict:
+    """Per label metric: rate(a) - rate(b) on the same samples, with a paired bootstrap 95% CI."""
+    from cineneuron.eval.semantic import paired_bootstrap_diff
+
+    pa, pb = semantic_pairs(store, a_results, truth_rows, k), semantic_pairs(store, b_results, truth_rows, k)
+    out = {}
+    for name, (pairs_a, hit, _) in pa.items():
+        both = [(x, y) for x, y in zip(pairs_a, pb[name][0]) if x is not None and y is not None]
+        r = paired_bootstrap_diff([hit(*x) for x, _ in both], [hit(*y) for _, y in both], seed=seed)
+        out[name] = {**r, "variant": f"difference on the same samples, 95% bootstrap CI [{r['low']:+.3f}, {r['high']:+.3f}]"}
     return out
 
 
@@ -187,6 +216,7 @@ def evaluate_subject(store, cfg: RootConfig, subject: str, *, dataset: str | Non
         results["mom"] = mom_metrics(store, mom, truth_rows, k)
         baselines["text-only"] = {"mom": mom_metrics(store, text_only, truth_rows, k)}
         baselines["uniform-router"] = {"mom": mom_metrics(store, uniform, truth_rows, k)}
+        results["mom_minus_text_only"] = paired_comparison(store, mom, text_only, truth_rows, k, cfg.train.seed)
 
     step(1, 6, "decode")
     recon, reused = reconstructions(store, cfg, rec, mom, preds, out_dir)

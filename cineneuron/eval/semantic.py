@@ -213,3 +213,19 @@ def label_accuracy_categorical(memory_labels, scores, truth, n_classes: int | No
         "n": int(true.size),
         "variant": f"score-weighted vote of K={mem.shape[1]} memories, argmax class",
     }
+
+
+def paired_bootstrap_diff(a, b, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """mean(a) - mean(b) for paired per-sample scores ("value"), with a percentile bootstrap CI
+    ("low", "high") that resamples samples, so both methods' scores stay paired."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)  # (n,), (n,)
+    if a.shape != b.shape:
+        raise ValueError(f"paired scores need the same samples: {a.shape} vs {b.shape}")
+    n = len(a)
+    if n == 0:
+        return {"value": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0, "level": level}
+    d = a - b
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))  # (n_boot, n)
+    boots = d[idx].mean(axis=1)
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return {"value": float(d.mean()), "low": float(lo), "high": float(hi), "n": n, "level": level}

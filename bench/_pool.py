@@ -7,11 +7,16 @@ precomputed random vectors, so the numbers measure the store, not an encoder.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+# Lance's k-means warns for every empty IVF partition of a large random pool; the benches print
+# tables, so keep Lance's own log to errors unless the caller asks for more.
+os.environ.setdefault("LANCE_LOG", "error")
 
 from cineneuron.encoders.registry import Encoder, register
 from cineneuron.schemas.records import clip_id

@@ -16,7 +16,7 @@ import numpy as np
 
 # Lance's k-means warns for every empty IVF partition of a large random pool; the benches print
 # tables, so keep Lance's own log to errors unless the caller asks for more.
-os.environ.setdefault("LANCE_LOG", "error")
+os.environ.setdefault("LANCEDB_LOG", "error")
 
 from cineneuron.encoders.registry import Encoder, register
 from cineneuron.schemas.records import clip_id

@@ -17,6 +17,10 @@ import typer
 from cineneuron.config import RootConfig, describe, load_config
 from cineneuron.errors import CNError
 
+# Lance logs a warning per empty IVF partition while building an index on a large pool; the
+# CLI prints its own one-line outcomes, so Lance's log is kept to errors (LANCEDB_LOG=warn shows it).
+os.environ.setdefault("LANCEDB_LOG", "error")
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="CineNeuron: reconstruct watched video from fMRI, around one embedding store.")
 pool_app = typer.Typer(no_args_is_help=True, help="Inspect and manage the memory pool (the clips table).")

@@ -50,6 +50,7 @@ class IngestReport:
     seconds: float = 0.0
     setup_s: float = 0.0  # building the encoders (model loads), inside `seconds`
     version: int | None = None
+    index_notice: str | None = None  # the ANN index could not be built; searches stay exact
 
     @property
     def exit_code(self) -> int:
@@ -64,6 +65,8 @@ class IngestReport:
             line += f"; reasons: cn pool jobs --job {self.job_id}"
         if self.uncaptioned and self.captioner_notice:
             line += f"\n{self.uncaptioned} clips had no caption: {self.captioner_notice}"
+        if self.index_notice:
+            line += f"\n{self.index_notice}"
         return line
 
 
@@ -259,7 +262,10 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
                 writer.close()
             if progress and report.n_failed > failed:
                 progress(report.n_failed - failed, len(specs))
-            store.optimize()
+            try:
+                store.optimize()
+            except CNError as e:  # the rows are committed; only the index is missing
+                report.index_notice = str(e)
     finally:
         report.seconds = time.perf_counter() - t0
         report.version = store.version
@@ -267,5 +273,5 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
         store.catalog.finish_job(job, n_ok=report.n_ok, n_failed=report.n_failed, n_skipped=report.n_skipped,
                                  errors=report.errors, store_version=report.version,
                                  notes={"unlabelled": report.unlabelled, "uncaptioned": report.uncaptioned,
-                                        "captioner": report.captioner_notice})
+                                        "captioner": report.captioner_notice, "index": report.index_notice})
     return report

@@ -146,3 +146,23 @@ def test_pool_growth_is_searchable_at_once(classic_store, tmp_path):
     qv = np.asarray(new.column("mix").to_pylist()[0], np.float32)[None]
     res = s.search_mix(qv, k=1, where="source = 'second'")
     assert res.clip_ids[0][0] == new.column("clip_id").to_pylist()[0]
+
+
+def test_index_failure_after_writing_is_a_notice_and_rows_stay(tmp_path, monkeypatch):
+    from cineneuron.errors import CNError
+    from cineneuron.ingest import IngestOptions, ingest_clips
+    from cineneuron.sources import get_source
+    from cineneuron.store import Store
+
+    root = tmp_path / "vids"
+    root.mkdir()
+    shutil.copy(VIDEOS / "bikes.mp4", root / "a.mp4")
+    s = Store.create(str(tmp_path / "store"), "classic")
+
+    def no_index(self, force=False):
+        raise CNError("the ANN index on mix was not built (test); searches stay exact")
+
+    monkeypatch.setattr(Store, "maybe_index", no_index)
+    rep = ingest_clips(s, get_source("folder")(str(root)), IngestOptions(backend="pyav"))
+    assert rep.exit_code == 0 and rep.n_ok == 5 and s.count() == 5
+    assert rep.index_notice.startswith("the ANN index on mix was not built") and rep.index_notice in rep.summary()

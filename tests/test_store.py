@@ -199,3 +199,21 @@ def test_remote_style_uri_keeps_its_catalog_in_the_named_folder(tmp_path, toy_pr
     s.upsert_clips(random_clips(20))
     assert s.count() == 20 and (tmp_path / "cat" / "catalog.sqlite").exists()
     assert s.search_mix(_mix(random_clips(20)[3])[None], k=1).clip_ids[0][0] == random_clips(20)[3].clip_id
+
+
+def test_index_that_cannot_be_built_is_one_line_and_search_stays_exact(store):
+    from dataclasses import replace
+
+    from cineneuron.errors import CNError
+
+    base = random_clips(10, seed=5)
+    dup = [replace(base[i % 10], clip_id=c.clip_id, video=c.video, start_s=c.start_s, end_s=c.end_s)
+           for i, c in enumerate(random_clips(3000, seed=6))]  # 10 distinct vectors, 300 rows each
+    store.upsert_clips(dup)
+    store.ivf_partitions = 300
+    with pytest.raises(CNError) as e:
+        store.maybe_index(force=True)
+    msg = str(e.value)
+    assert "\n" not in msg and "300 partitions" in msg and "store.ivf_partitions" in msg
+    assert not store.has_ann_index() and store.count() == 3000
+    assert store.search_mix(_mix(dup[7])[None], k=1).clip_ids[0][0] in {c.clip_id for c in dup if c.txt is dup[7].txt}

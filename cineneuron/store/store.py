@@ -231,7 +231,12 @@ class Store(FmriTables):
             d = self.preset.mix_dim
             sub = next(s for s in (d // 4, d // 8, d // 16, d // 2, d) if s and d % s == 0)
             cfg = IvfPq(distance_type="dot", num_partitions=parts, num_sub_vectors=sub)
-        self.clips.create_index("mix", config=cfg, replace=True)
+        try:
+            self.clips.create_index("mix", config=cfg, replace=True)
+        except RuntimeError as e:  # e.g. k-means cannot fill `parts` partitions from near-duplicate rows
+            reason = str(e).splitlines()[0].split(", /")[0].removeprefix("lance error: ").strip()
+            raise CNError(f"the ANN index on mix was not built ({n} rows, {parts} partitions): {reason}; "
+                          f"searches stay exact. Set store.ivf_partitions lower to build it") from None
         return True
 
     def search_mix(self, vectors: np.ndarray, k: int = 10, *, where: str | None = None,

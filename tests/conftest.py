@@ -108,3 +108,14 @@ def random_clips(n: int, *, seed: int = 0, source: str = "src", split: str = "tr
             cond=rng.normal(size=(2, d["cond"])).astype(np.float16),
         ))
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Toy models gain nothing from threads; on a shared 2-core machine they only oversubscribe it."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

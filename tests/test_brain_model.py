@@ -29,13 +29,7 @@ N_TR, V, V2 = 2, 37, 41
 D_IMG, D_TXT, D_ACT, T = 24, 20, 28, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Toy models gain nothing from threads; on a shared 2-core machine they only oversubscribe it."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy_cfg(backbone="mlp", dropout=0.1, **kw) -> BrainModelConfig:

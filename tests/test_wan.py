@@ -18,13 +18,7 @@ F_, H_, W_ = 9, 32, 48  # latents (16, 3, 4, 6)
 LAT = (16, 3, H_ // 8, W_ // 8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # toy tensors are tiny: one thread avoids oversubscription on the shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cfg(**kw):

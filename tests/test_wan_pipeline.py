@@ -29,12 +29,7 @@ BASE = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # toy tensors; threads only oversubscribe the shared machine
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _jpegs(rgb, n=4, size=24) -> list[bytes]:

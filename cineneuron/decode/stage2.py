@@ -2,10 +2,11 @@
 
 Loss = the stage-1 losses + lambda_router * InfoNCE over mixture scores, whose positive is the
 sample's own clip in the pool of training memories. The backbone and heads keep learning; the
-router learns, per query, which space (text, image, action) to trust. It learns that from the
-router fold (`train.router_holdout`): training clips that neither stage fits, whose predictions
-are as imperfect as at test time. Fitted clips retrieve themselves in every space, which would
-teach the router nothing about test-time reliability. The fusion module and the
+router learns, per query, which space (text, image, action) to trust. By default it learns from
+the training samples' own (fitted) predictions. With `train.router_holdout` > 0 it learns only
+from the router fold: training clips that neither stage fits, whose predictions are as
+imperfect as at test time (fitted clips retrieve themselves in every space). NOTES.md compares
+the two; the fold is not the default. The fusion module and the
 generator's LoRA plug in here for `--decoder wan` (see `cineneuron.decode.wan_train`).
 """
 

@@ -292,3 +292,21 @@ def wan_reference(folder: Path, prompts: list[str], max_length: int = 512):
         return WanPipeline._get_t5_prompt_embeds(
             pipe, prompt=prompts, max_sequence_length=max_length, device=torch.device("cpu"), dtype=torch.float32
         )
+
+
+def toy_paper_preset(clip: Path, viclip: Path, wan: Path) -> dict:
+    """The `paper` preset pointed at toy weights (OpenCLIP image+text, ViCLIP action, UMT5 cond).
+
+    The OpenCLIP toy architecture must be registered first (`register_openclip_toy`)."""
+    from cineneuron.schemas.presets import load_preset
+
+    preset = json.loads(load_preset("paper").model_dump_json())
+    preset["frames"] = {"n": FRAMES, "size": SIZE}
+    enc = preset["encoders"]
+    enc["image"].update(dim=EMBED, config=dict(model=OPENCLIP_NAME, weights=str(clip), mean=OPENAI_MEAN,
+                                               std=OPENAI_STD, size=SIZE))
+    enc["text"].update(dim=EMBED, config=dict(model=OPENCLIP_NAME, weights=str(clip)))
+    enc["action"].update(dim=EMBED, config=dict(weights=str(viclip), arch=VICLIP_TOY_ARCH, mean=IMAGENET_MEAN,
+                                                std=IMAGENET_STD, size=SIZE))
+    enc["cond"].update(dim=EMBED + 8, config=dict(model_dir=str(wan)))
+    return preset

@@ -325,13 +325,8 @@ def test_toy_paper_preset_through_the_registry(wdir, clips, tmp_path):
     clip = P.save_openclip(wdir / "preset_clip.safetensors", seed=20)
     vic = P.save_viclip(wdir / "preset_viclip.pth", seed=21)
     wan = P.save_wan_text(wdir / "preset_wan", seed=22)
-    preset = json.loads(load_preset("paper").model_dump_json())
-    preset["frames"] = {"n": P.FRAMES, "size": P.SIZE}
+    preset = P.toy_paper_preset(clip, vic, wan)
     enc = preset["encoders"]
-    enc["image"].update(dim=P.EMBED, config=_cfg_image(clip))
-    enc["text"].update(dim=P.EMBED, config=dict(model=P.OPENCLIP_NAME, weights=str(clip)))
-    enc["action"].update(dim=P.EMBED, config=_cfg_viclip(vic))
-    enc["cond"].update(dim=P.EMBED + 8, config=dict(model_dir=str(wan)))
     (tmp_path / "toy_paper.json").write_text(json.dumps(preset))
     es = create_encoders(load_preset(str(tmp_path / "toy_paper.json")))
     es.check_weights()

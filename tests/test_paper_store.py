@@ -13,7 +13,6 @@ import paper_fixtures as P  # noqa: E402
 
 from conftest import VIDEOS  # noqa: E402
 from cineneuron.errors import MissingWeightsError, StoreMismatchError  # noqa: E402
-from cineneuron.schemas.presets import load_preset  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not (VIDEOS / "bikes.mp4").exists(), reason="sample videos not present")
 
@@ -29,15 +28,7 @@ def paper_store(tmp_path, monkeypatch):
     clip = P.save_openclip(w / "clip.safetensors", seed=20)
     vic = P.save_viclip(w / "viclip.pth", seed=21)
     wan = P.save_wan_text(w / "wan", seed=22)
-    preset = json.loads(load_preset("paper").model_dump_json())
-    preset["frames"] = {"n": P.FRAMES, "size": P.SIZE}
-    enc = preset["encoders"]
-    enc["image"].update(dim=P.EMBED, config=dict(model=P.OPENCLIP_NAME, weights=str(clip), mean=P.OPENAI_MEAN,
-                                                 std=P.OPENAI_STD, size=P.SIZE))
-    enc["text"].update(dim=P.EMBED, config=dict(model=P.OPENCLIP_NAME, weights=str(clip)))
-    enc["action"].update(dim=P.EMBED, config=dict(weights=str(vic), arch=P.VICLIP_TOY_ARCH, mean=P.IMAGENET_MEAN,
-                                                  std=P.IMAGENET_STD, size=P.SIZE))
-    enc["cond"].update(dim=P.EMBED + 8, config=dict(model_dir=str(wan)))
+    preset = P.toy_paper_preset(clip, vic, wan)
     (tmp_path / "toy_paper.json").write_text(json.dumps(preset))
     videos = tmp_path / "videos"
     videos.mkdir()

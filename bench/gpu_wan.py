@@ -91,7 +91,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     import torch
 
-    from cineneuron.decode import wan_train as wt
+    from cineneuron.train import wan_lora as wt
     from cineneuron.decode.fusion import FusionConfig, MoMFusion, pad_tokens
     from cineneuron.decode.wan import WanDecoder, WanDecoderConfig, check_inputs, pad_text, write_mp4
     from cineneuron.errors import CNError

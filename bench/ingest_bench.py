@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=16)
     a = ap.parse_args()
-    from cineneuron.ingest import Decoded, IngestOptions, _jpeg, encode_batch, ingest_clips, prepare_encoders
+    from cineneuron.ingest.clips import Decoded, IngestOptions, _jpeg, encode_batch, ingest_clips, prepare_encoders
     from cineneuron.sources import get_source
     from cineneuron.sources.synth import generate
     from cineneuron.sources.video import read_clip_frames

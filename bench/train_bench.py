@@ -31,7 +31,7 @@ def main() -> None:
     from cineneuron.brain.data import StoreBatches, load_targets
     from cineneuron.brain.model import BrainModelConfig, SubjectSpec, TargetDims, create_brain_model
     from cineneuron.brain.mlp import MLPConfig
-    from cineneuron.brain.train import Stage1Trainer, TrainConfig
+    from cineneuron.train.loop import Stage1Trainer, TrainConfig
     from cineneuron.schemas.records import FmriBatch
 
     rng = np.random.default_rng(0)

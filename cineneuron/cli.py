@@ -188,7 +188,7 @@ def ingest(source: str = typer.Argument(..., help="folder | synth | cc2017 | cin
 
     Exit codes: 0 all clips stored; 3 some clips failed (reasons: cn pool jobs --job N); 2 bad input.
     """
-    from cineneuron.ingest import IngestOptions, ingest_clips
+    from cineneuron.ingest.clips import IngestOptions, ingest_clips
     from cineneuron.progress import bar
     from cineneuron.sources import get_source
 
@@ -209,7 +209,7 @@ def ingest(source: str = typer.Argument(..., help="folder | synth | cc2017 | cin
         report = ingest_clips(s, src, io, progress=lambda adv, total: progress(adv, total))
     typer.echo(report.summary())
     if subject and not clips_only:
-        from cineneuron.ingest_fmri import ingest_subject
+        from cineneuron.ingest.fmri import ingest_subject
 
         for sub in subject:
             typer.echo(ingest_subject(s, source, str(root), sub, cfg, source_name=source_name).summary())
@@ -237,17 +237,17 @@ def train(stage: int = typer.Option(1, "--stage", min=1, max=2, help="1: semanti
     s = _open(cfg)
     with bar(f"train stage {stage}", unit="steps", enabled=not quiet) as progress:
         if stage == 1:
-            from cineneuron.brain.stage1 import train_stage1
+            from cineneuron.train.stage1 import train_stage1
 
             r = train_stage1(s, cfg, subject, dataset=dataset, resume=resume, progress=progress)
             summary = {"run_dir": r.run_dir, "seconds": round(r.seconds, 1), "steps": r.steps,
                        "samples_per_s": round(r.samples_per_s, 1), "model": r.metrics, "ridge": r.ridge}
         elif cfg.decode.decoder == "wan":
-            from cineneuron.decode.wan_stage2 import train_stage2_wan
+            from cineneuron.train.stage2_wan import train_stage2_wan
 
             summary = train_stage2_wan(s, cfg, subject, dataset=dataset, progress=progress)
         else:
-            from cineneuron.decode.stage2 import train_stage2
+            from cineneuron.train.stage2 import train_stage2
 
             r = train_stage2(s, cfg, subject, dataset=dataset, progress=progress)
             summary = {"run_dir": r.run_dir, "seconds": round(r.seconds, 1), "steps": r.steps, "last": r.last}
@@ -284,7 +284,7 @@ def query(fmri: Path = typer.Option(..., "--fmri", help=".npy, .npz, .h5 or .nii
           store: Optional[str] = StoreOpt, config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
           as_json: bool = typer.Option(False, "--json", help="stable JSON output (see README)")):
     """Reconstruct from fMRI: retrieve memories with MoM and decode them to video."""
-    from cineneuron.query import run_query
+    from cineneuron.decode.reconstruct import run_query
 
     cfg = _cfg(store, config, set_, **{"decode.top_k": top_k, "decode.decoder": decoder})
     res = run_query(_open(cfg), cfg, str(fmri), subject, dataset=dataset, out=str(out) if out else None, where=where)
@@ -339,7 +339,7 @@ def demo(dir: Optional[Path] = typer.Option(None, "--dir", help="work folder (de
     """The whole method on the simulated world, end to end (about 3 minutes on 2 cores)."""
     import shutil
 
-    from cineneuron.demo import run_demo
+    from cineneuron.experiments.demo import run_demo
     from cineneuron.progress import bar
 
     work = dir or Path("cn-demo")

@@ -17,8 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cineneuron.errors import CNError
-from cineneuron.fmri.cc2017 import CC2017Config
-from cineneuron.fmri.cinebrain import CineBrainConfig
+from cineneuron.schemas.datasets import CC2017Config, CineBrainConfig
 
 
 class _Section(BaseModel):

@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from cineneuron.brain.mlp import MLPConfig
 from cineneuron.brain.model import BrainModelConfig, TargetDims, create_brain_model, load_checkpoint, save_checkpoint
-from cineneuron.brain.train import Stage1Trainer, TrainConfig, embed
+from cineneuron.train.loop import Stage1Trainer, TrainConfig, embed
 from cineneuron.brain.transformer import TransformerConfig
 from cineneuron.errors import CNError
 

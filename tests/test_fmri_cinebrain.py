@@ -1,4 +1,4 @@
-"""CineBrain ingestion on a tiny dataset in the layout of cineneuron.fmri.cinebrain."""
+"""CineBrain ingestion on a tiny dataset in the layout of cineneuron.fmri.cinebrain_fmri."""
 
 from __future__ import annotations
 

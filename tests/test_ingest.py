@@ -129,7 +129,7 @@ def test_killed_ingest_resumes_to_the_same_rows(tmp_path):
 
 
 def test_pool_growth_is_searchable_at_once(classic_store, tmp_path):
-    from cineneuron.ingest import IngestOptions, ingest_clips
+    from cineneuron.ingest.clips import IngestOptions, ingest_clips
     from cineneuron.sources import get_source
     from cineneuron.store import Store
 
@@ -150,7 +150,7 @@ def test_pool_growth_is_searchable_at_once(classic_store, tmp_path):
 
 def test_index_failure_after_writing_is_a_notice_and_rows_stay(tmp_path, monkeypatch):
     from cineneuron.errors import CNError
-    from cineneuron.ingest import IngestOptions, ingest_clips
+    from cineneuron.ingest.clips import IngestOptions, ingest_clips
     from cineneuron.sources import get_source
     from cineneuron.store import Store
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from conftest import random_clips
-from cineneuron.decode.mom import Router, query_vector, retrieve, router_infonce
+from cineneuron.decode.mom import retrieve
+from cineneuron.decode.router import Router, query_vector, router_infonce
 from cineneuron.store import Store
 
 

@@ -41,7 +41,7 @@ def paper_store(tmp_path, monkeypatch):
 
 
 def _ingest(store, videos, **kw):
-    from cineneuron.ingest import IngestOptions, ingest_clips
+    from cineneuron.ingest.clips import IngestOptions, ingest_clips
     from cineneuron.sources import get_source
 
     return ingest_clips(store, get_source("folder")(str(videos)), IngestOptions(limit=3, backend="pyav", **kw))

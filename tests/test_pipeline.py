@@ -132,8 +132,9 @@ def test_router_learns_only_from_fold_predictions(trained):
     import torch
 
     from cineneuron.brain.data import StoreBatches, load_targets, router_fold, sample_clip_ids
-    from cineneuron.decode.stage2 import _fold_router_loss, load_mom
-    from cineneuron.runs import run_dir
+    from cineneuron.decode.router import load_mom
+    from cineneuron.train.loop import fold_router_loss
+    from cineneuron.store.runs import run_dir
     from cineneuron.store import Store
 
     _, _, store_path, *_ = trained
@@ -144,7 +145,7 @@ def test_router_learns_only_from_fold_predictions(trained):
     batch = next(iter(StoreBatches(store, "synth", "1", targets, batch_size=16, only=router_fold(store, ids, 0.2, 0))(0)))
     model.train()
     router.train()
-    loss = _fold_router_loss(model, router, batch, "1", torch.from_numpy(np.array(targets.mix)), 0.07)
+    loss = fold_router_loss(model, router, batch, "1", torch.from_numpy(np.array(targets.mix)), 0.07)
     loss.backward()
     assert model.training  # put back in training mode for the backbone's own batches
     assert all(p.grad is None for p in model.parameters())

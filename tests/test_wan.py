@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cineneuron.decode import wan
-from cineneuron.decode import wan_train as wt
+from cineneuron.train import wan_lora as wt
 from cineneuron.decode.fusion import FusionConfig, MoMFusion, pad_tokens
 from cineneuron.errors import CNError, MissingWeightsError
 

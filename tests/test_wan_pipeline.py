@@ -61,7 +61,7 @@ def _clips():
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from cineneuron.brain.stage1 import train_stage1
+    from cineneuron.train.stage1 import train_stage1
     from cineneuron.config import load_config
     from cineneuron.schemas.records import FmriBatch
     from cineneuron.store import Store
@@ -96,7 +96,7 @@ def _read_mp4(path):
 
 
 def test_query_with_fresh_fusion_gives_t_star_exactly(world, monkeypatch):
-    from cineneuron.query import run_query
+    from cineneuron.decode.reconstruct import run_query
     from cineneuron.store.rows import decode_cond
 
     seen = []
@@ -115,11 +115,11 @@ def test_query_with_fresh_fusion_gives_t_star_exactly(world, monkeypatch):
 
 @pytest.mark.parametrize("bad, word", [({"decode.num_frames": 10}, "num_frames"), ({"decode.width": 100}, "width")])
 def test_bad_settings_refused_before_any_model(world, monkeypatch, bad, word):
-    import cineneuron.decode.stage2 as st2
+    import cineneuron.train.stage2 as st2
     from cineneuron.config import load_config
     from cineneuron.decode.wan_decoder import WanMoMDecoder
-    from cineneuron.decode.wan_stage2 import train_stage2_wan
-    from cineneuron.query import run_query
+    from cineneuron.train.stage2_wan import train_stage2_wan
+    from cineneuron.decode.reconstruct import run_query
 
     wan_built, brain_loaded = [], []
     for name in ("get_dummy_components", "load_components", "build_pipeline"):
@@ -150,7 +150,7 @@ def test_real_folder_with_other_text_dim_refused(world, tmp_path):
 
 
 def test_fit_frames_crops_to_the_target_aspect():
-    from cineneuron.decode.wan_stage2 import fit_frames
+    from cineneuron.train.stage2_wan import fit_frames
 
     video = np.zeros((5, 40, 80, 3), np.uint8)
     video[:, :, :12] = 255  # a white band on the left: cropped away for a square target (kept: columns 20-60)
@@ -167,9 +167,9 @@ def wan_run(world):
     """Two stage-2 Wan trainings in their own runs dir; counts VAE encodes and records retrievals."""
     from diffusers import AutoencoderKLWan
 
-    import cineneuron.decode.wan_stage2 as ws
+    import cineneuron.train.stage2_wan as ws
     from cineneuron.config import load_config
-    from cineneuron.runs import run_dir
+    from cineneuron.store.runs import run_dir
 
     store, runs = world["store"], world["root"] / "runs-wan"
     shutil.copytree(run_dir(store, "ds", "1", 1), runs / "ds-sub1" / "stage1")  # the default runs dir stays wan-free
@@ -197,7 +197,7 @@ def wan_run(world):
 
 
 def test_stage2_wan_trains_caches_latents_once_and_saves_the_run(world, wan_run):
-    from cineneuron.decode.wan_stage2 import LATENTS_TABLE
+    from cineneuron.store.latents import LATENTS_TABLE
 
     store, first = world["store"], wan_run["first"]
     n_train = N_TRAIN + 1
@@ -242,9 +242,9 @@ def test_training_never_retrieves_the_own_or_overlapping_clips(world, wan_run):
 
 def test_only_lora_brain_router_and_fusion_get_gradients(world, wan_run):
     from cineneuron.brain.data import StoreBatches
-    from cineneuron.brain.stage1 import trainer_config
-    from cineneuron.decode import wan_train as wt
-    from cineneuron.decode.wan_stage2 import prepare
+    from cineneuron.train.stage1 import trainer_config
+    from cineneuron.train import wan_lora as wt
+    from cineneuron.train.stage2_wan import prepare
 
     cfg = wan_run["cfg"]
     parts = prepare(world["store"], cfg, "1")
@@ -270,9 +270,9 @@ def test_only_lora_brain_router_and_fusion_get_gradients(world, wan_run):
 
 def test_with_a_fold_batch_the_router_learns_only_from_it(world, wan_run):
     from cineneuron.brain.data import StoreBatches
-    from cineneuron.brain.stage1 import trainer_config
-    from cineneuron.decode.stage2 import _fold_router_loss
-    from cineneuron.decode.wan_stage2 import prepare
+    from cineneuron.train.stage1 import trainer_config
+    from cineneuron.train.loop import fold_router_loss
+    from cineneuron.train.stage2_wan import prepare
 
     cfg = wan_run["cfg"]
     parts = prepare(world["store"], cfg, "1")
@@ -282,7 +282,7 @@ def test_with_a_fold_batch_the_router_learns_only_from_it(world, wan_run):
     loss.backward()
     total = [p.grad.clone() for p in parts.router.parameters()]
     parts.router.zero_grad(set_to_none=True)
-    alone = _fold_router_loss(parts.model, parts.router, fold, "1", parts.pool.mix, cfg.train.temperature)
+    alone = fold_router_loss(parts.model, parts.router, fold, "1", parts.pool.mix, cfg.train.temperature)
     (cfg.train.lambda_router * alone).backward()
     assert any(g.abs().sum() > 0 for g in total)
     for g, p in zip(total, parts.router.parameters()):
@@ -303,7 +303,7 @@ def _cli(args: list[str], store, runs) -> dict:
 
 def test_cli_query_with_trained_wan_run_writes_the_requested_video(world, wan_run):
     from cineneuron.decode.wan_decoder import WanMoMDecoder
-    from cineneuron.query import Reconstructor
+    from cineneuron.decode.reconstruct import Reconstructor
 
     out = world["root"] / "x.mp4"
     args = ["query", "--fmri", str(world["query"]), "--subject", "1", "--decoder", "wan", "--out", str(out), "--json"]

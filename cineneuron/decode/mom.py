@@ -1,11 +1,12 @@
-"""Mixture-of-Memories retrieval (DESIGN section 1, stage 2).
+"""Mixture-of-Memories retrieval (DESIGN section 1, stage 2): numpy only.
 
 The router maps the fMRI embedding F to weights w = (w_t, w_i, w_a). Because every term of the
 mixture score is a cosine,
 
     s_j = w_t cos(q_t, T_j) + w_i cos(q_i, I_j) + w_a cos(q_a, A_j) = < [w_t q̂_t, w_i q̂_i, w_a q̂_a], mix_j >
 
-so retrieval is one maximum-inner-product search over the store's `mix` column.
+so retrieval is one maximum-inner-product search over the store's `mix` column. The router itself
+(torch) is in `cineneuron.decode.router`; retrieval needs only its weights.
 """
 
 from __future__ import annotations
@@ -13,41 +14,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as Fn
 
 from cineneuron.store.scan import scan
 
-MODS = ("txt", "img", "act")  # the order of `mix`
+MODS = ("txt", "img", "act")  # the order of `mix`: one name per space everywhere
 
 
-class Router(nn.Module):
-    """Linear + softmax over (w_t, w_i, w_a) from the mean-pooled fMRI embedding."""
-
-    def __init__(self, d_f: int):
-        super().__init__()
-        self.proj = nn.Linear(d_f, 3)
-        nn.init.zeros_(self.proj.weight)  # start from equal weights: the plain sum of cosines
-        nn.init.zeros_(self.proj.bias)
-
-    def forward(self, F: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.proj(F.mean(dim=1)), dim=-1)  # (B, L, D_f) -> (B, 3)
+def unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def query_vector(txt: torch.Tensor, img: torch.Tensor, act: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """[w_t q̂_t, w_i q̂_i, w_a q̂_a]: (B, d_t + d_i + d_a)."""
-    parts = [Fn.normalize(x, dim=-1) * w[:, i:i + 1] for i, x in enumerate((txt, img, act))]
-    return torch.cat(parts, dim=-1)
-
-
-def router_infonce(q: torch.Tensor, pool_mix: torch.Tensor, positive: torch.Tensor, temperature: float) -> torch.Tensor:
-    """InfoNCE over mixture scores against the pool; the positive is the sample's own clip row.
-
-    q: (B, d_mix), pool_mix: (N, d_mix), positive: (B,) row indices into the pool.
-    """
-    scores = q @ pool_mix.T  # (B, N) mixture scores
-    return Fn.cross_entropy(scores / temperature, positive)
+def mix_query(preds: dict[str, np.ndarray]) -> np.ndarray:
+    """[w_t q̂_t, w_i q̂_i, w_a q̂_a] (B, d_mix) from head outputs (B, d) and router weights `w` (B, 3)."""
+    w = np.asarray(preds["w"], dtype=np.float32)
+    return np.concatenate([unit(preds[m]) * w[:, i:i + 1] for i, m in enumerate(MODS)], axis=-1)
 
 
 @dataclass
@@ -84,13 +65,12 @@ def retrieve(store, preds: dict[str, np.ndarray], k: int, *, where: str | None =
              exclude: list[list[str]] | None = None, exact: bool | None = None,
              sample_names: list[str] | None = None) -> list[QueryResult]:
     """preds: numpy `txt`, `img`, `act` head outputs (B, d) and router `w` (B, 3)."""
-    with torch.no_grad():
-        q = query_vector(*(torch.as_tensor(preds[m]) for m in MODS), torch.as_tensor(preds["w"])).numpy()
+    q = mix_query(preds)
     res = store.search_mix(q, k, where=where, exclude=exclude, exact=exact)
     ids = sorted({c for row in res.clip_ids for c in row if c})
     rows = store.get_clips(ids, ["source", "caption", "mix", "labels", "video", "start_s", "end_s"]).to_pylist() if ids else []
     by_id = {r["clip_id"]: r for r in rows}
-    qs = [Fn.normalize(torch.as_tensor(preds[m]), dim=-1).numpy() for m in MODS]
+    qs = [unit(preds[m]) for m in MODS]
     out = []
     for b, row in enumerate(res.clip_ids):
         mems = []

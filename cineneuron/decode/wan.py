@@ -168,7 +168,7 @@ def build_pipeline(cfg: WanDecoderConfig):
     pipe = WanPipeline(**comps).to(cfg.device)
     pipe.set_progress_bar_config(disable=True)
     if cfg.lora_dir is not None:
-        from cineneuron.decode.wan_train import load_lora
+        from cineneuron.decode.lora import load_lora
 
         load_lora(pipe, cfg.lora_dir)
     return pipe

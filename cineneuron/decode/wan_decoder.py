@@ -7,7 +7,7 @@ memories' `img` and `act` vectors, F = the query's fMRI embedding. `MoMFusion` t
 
 and C drives Wan2.1 through diffusers, with the store's encoded empty prompt as the negative.
 The fusion and the DiT's LoRA come from the subject's stage-2 Wan run (`stage2-wan/`, written by
-`cineneuron.decode.wan_stage2`); without one, a fresh fusion gives C == T* exactly and the base
+`cineneuron.train.stage2_wan`); without one, a fresh fusion gives C == T* exactly and the base
 DiT renders the retrieved text conditioning.
 
 Settings are checked before anything is loaded. Torch and diffusers are imported lazily, so the
@@ -85,7 +85,7 @@ def check_text_dim(cfg: WanDecoderConfig, cond_dim: int) -> None:
 
 
 def wan_run_dir(store, dataset: str, subject: str, base: str | None = None) -> Path:
-    from cineneuron.runs import run_dir
+    from cineneuron.store.runs import run_dir
 
     return run_dir(store, dataset, subject, 2, base).with_name(WAN_RUN)
 

@@ -174,12 +174,12 @@ def evaluate_subject(store, cfg: RootConfig, subject: str, *, dataset: str | Non
                      metrics: list[str] | None = None, progress=None) -> dict:
     """metrics: groups to compute (see METRIC_GROUPS); None computes every one it can."""
     from cineneuron.brain.data import load_split, load_targets
-    from cineneuron.brain.evaluate import evaluate
-    from cineneuron.brain.stage1 import ridge_baseline, test_targets
+    from cineneuron.eval.brain import evaluate
+    from cineneuron.train.stage1 import ridge_baseline, test_targets
     from cineneuron.decode.replay import ReplayDecoder, decode_jpegs
     from cineneuron.errors import CNError
     from cineneuron.eval.retrieval import retrieval_top1
-    from cineneuron.query import Reconstructor
+    from cineneuron.decode.reconstruct import Reconstructor
 
     step = progress or (lambda *a, **k: None)
     rec = Reconstructor(store, cfg, subject, dataset)

@@ -5,8 +5,8 @@ yields `FmriBatch`es for the store. Readers, preprocessing and selection are sep
 so other sources (the simulator, future datasets) can reuse them.
 """
 
-from cineneuron.fmri.cc2017 import CC2017Config, load_cc2017, load_cc2017_subject
-from cineneuron.fmri.cinebrain import CineBrainConfig, load_cinebrain, load_cinebrain_subject
+from cineneuron.fmri.cc2017_fmri import CC2017Config, load_cc2017, load_cc2017_subject
+from cineneuron.fmri.cinebrain_fmri import CineBrainConfig, load_cinebrain, load_cinebrain_subject
 from cineneuron.fmri.preprocess import Run, SubjectData
 from cineneuron.fmri.qc import format_qc
 from cineneuron.fmri.selection import VoxelSelection, mask_hash

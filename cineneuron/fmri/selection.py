@@ -12,25 +12,9 @@ from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cineneuron.errors import CNError
-
-
-class VoxelSelection(BaseModel):
-    """How a subject's voxels are chosen."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    method: Literal["reliability", "mask", "all"] = Field("reliability", description="reliability, a mask file, or all voxels")
-    alpha: float = Field(0.05, gt=0, lt=1, description="family-wise alpha, Bonferroni-corrected over tested voxels")
-    mask_path: Path | None = Field(None, description=".npy of bools (one per source voxel) or int indices; method 'mask'")
-
-    @model_validator(mode="after")
-    def _mask_needs_path(self):
-        if self.method == "mask" and self.mask_path is None:
-            raise ValueError("selection method 'mask' needs mask_path")
-        return self
+from cineneuron.schemas.datasets import VoxelSelection  # noqa: F401  (re-exported)
 
 
 def options_error(what: str, exc: ValueError) -> CNError:

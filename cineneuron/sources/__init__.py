@@ -20,9 +20,9 @@ from cineneuron.errors import CNError
 
 _SOURCES = {
     "folder": ("cineneuron.sources.folder", "FolderSource"),
-    "synth": ("cineneuron.sources.cc2017", "SynthSource"),
-    "cc2017": ("cineneuron.sources.cc2017", "CC2017Source"),
-    "cinebrain": ("cineneuron.sources.cinebrain", "CineBrainSource"),
+    "synth": ("cineneuron.sources.synth_source", "SynthSource"),
+    "cc2017": ("cineneuron.sources.cc2017_clips", "CC2017Source"),
+    "cinebrain": ("cineneuron.sources.cinebrain_clips", "CineBrainSource"),
     "animal-kingdom": ("cineneuron.sources.animal_kingdom", "AnimalKingdomSource"),
     "dream-1k": ("cineneuron.sources.dream1k", "Dream1KSource"),
     "boldmoments": ("cineneuron.sources.boldmoments", "BoldMomentsSource"),

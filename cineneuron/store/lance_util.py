@@ -16,7 +16,13 @@ def table_names(db) -> list[str]:
 
 
 def sql_str(s: str) -> str:
+    """A SQL string literal: the one place user and data values are quoted for Lance filters."""
     return "'" + str(s).replace("'", "''") + "'"
+
+
+def sql_list(values) -> str:
+    """`'a','b'` for an IN (...) list."""
+    return ",".join(sql_str(v) for v in values)
 
 
 def retry(fn, tries: int = 5):

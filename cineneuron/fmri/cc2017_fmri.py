@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Callable, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from cineneuron.errors import CNError
+from cineneuron.schemas.datasets import CC2017Config
 from cineneuron.fmri.preprocess import Run, SubjectData, align_tr_clips, lag_in_trs, preprocess_run, trim_run
 from cineneuron.fmri.qc import subject_qc
 from cineneuron.fmri.readers import open_mat, read_cifti_cortex
@@ -46,25 +46,6 @@ from cineneuron.schemas.records import clip_id
 
 Loader = Callable[[], np.ndarray]  # returns one run as (n_vol, n_source_voxels)
 _TRAIN_MAT, _TEST_MAT = "training_fmri.mat", "testing_fmri.mat"
-
-
-class CC2017Config(BaseModel):
-    """Options of a cc2017 ingest (all have the paper's defaults)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    source: str = Field("cc2017", description="source name in clip ids (the simulator uses its own)")
-    form: Literal["auto", "raw", "mat"] = "auto"
-    tr: float = Field(2.0, gt=0, description="seconds per volume; one clip per TR")
-    lag_s: float = Field(4.0, ge=0, description="response lag after the clip, a multiple of tr")
-    n_tr: int = Field(1, gt=0, description="response volumes per sample")
-    n_keep: int = Field(240, gt=0, description="volumes kept per raw run after trimming")
-    trim_segment: tuple[int, int] = Field((1, 4), description="(first, last) volumes dropped from seg runs")
-    trim_test1: tuple[int, int] = Field((1, 4), description="(first, last) volumes dropped from test1 runs")
-    trim_test: tuple[int, int] = Field((2, 4), description="(first, last) volumes dropped from test2.. runs")
-    detrend_order: int | None = Field(4, ge=0, description="polynomial detrend of raw runs; None: none")
-    test_single_repeats: bool = Field(False, description="also emit each test repeat as a sample")
-    selection: VoxelSelection = Field(default_factory=VoxelSelection)
 
 
 def load_cc2017_subject(

@@ -305,3 +305,24 @@ def embed(model: BrainModel, voxels, subject: str, batch_size: int = 256) -> dic
             parts["cls_probs"].append(torch.sigmoid(out["cls_logits"].float()).cpu())  # (b, 15)
     model.train(was_training)
     return {k: torch.cat(v) if v else torch.empty(0) for k, v in parts.items()}
+
+
+def forever(batches):
+    epoch = 0
+    while True:
+        yield from batches(epoch)
+        epoch += 1
+
+
+def fold_router_loss(model, router, batch: dict, subject: str, pool: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Router InfoNCE on held-out clips: the backbone predicts as at test time (eval mode, no
+    gradient), so only the router learns from these samples."""
+    model.eval()
+    with torch.no_grad():
+        out = model(batch["voxels"].to(pool.device), subject)
+    model.train()
+    from cineneuron.decode.router import query_vector, router_infonce
+
+    w = router(out["F"])  # (B, 3)
+    q = query_vector(out["txt"], out["img"], out["act"], w)  # (B, d_mix)
+    return router_infonce(q, pool, batch["clip_row"].to(pool.device), temperature)

@@ -31,46 +31,14 @@ import re
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cineneuron.errors import CNError
+from cineneuron.schemas.datasets import ROI_NAMES, TOL as _TOL, CineBrainConfig
 from cineneuron.fmri.preprocess import Run, SubjectData, nonfinite_columns, time_to_tr
 from cineneuron.fmri.qc import subject_qc
 from cineneuron.fmri.selection import as_mask, mask_hash, options_error
 from cineneuron.schemas.records import SPLITS, clip_id
 
-ROI_NAMES = ("visual", "hippocampus", "mpfc")
-_TOL = 1e-6
-
-
-class CineBrainConfig(BaseModel):
-    """Options of a CineBrain ingest."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    source: str = "cinebrain"
-    rois: tuple[str, ...] = Field(("visual",), description="ROI sets: visual, hippocampus, mpfc")
-    tr: float = Field(0.8, gt=0)
-    clip_s: float = Field(4.0, gt=0, description="clip length; a whole number of TRs")
-    shift_s: float = Field(4.0, ge=0, description="stimulus-to-response shift")
-
-    @field_validator("rois", mode="before")
-    @classmethod
-    def _split_plus(cls, v):
-        if isinstance(v, str):  # "visual+hippocampus"
-            v = tuple(p.strip() for p in v.split("+") if p.strip())
-        v = tuple(v)
-        bad = [r for r in v if r not in ROI_NAMES]
-        if bad or not v:
-            raise ValueError(f"unknown ROI {bad}; choose from {', '.join(ROI_NAMES)}")
-        return v
-
-    @property
-    def n_tr(self) -> int:
-        n = self.clip_s / self.tr
-        if abs(n - round(n)) > _TOL:
-            raise CNError(f"clip length {self.clip_s} s is not a whole number of TRs of {self.tr} s")
-        return int(round(n))
 
 
 def load_cinebrain_subject(

@@ -15,7 +15,7 @@ import numpy as np
 
 from cineneuron.config import RootConfig
 from cineneuron.decode.inputs import load_fmri_file
-from cineneuron.runs import check_compatible, latest_checkpoint, resolve_dataset
+from cineneuron.store.runs import check_compatible, latest_checkpoint, resolve_dataset
 
 
 def pool_where(cfg: RootConfig, where: str | None) -> str | None:
@@ -27,7 +27,7 @@ class Reconstructor:
     """A trained subject's model plus its store: fMRI in, memories and videos out."""
 
     def __init__(self, store, cfg: RootConfig, subject: str, dataset: str | None = None, checkpoint: str | None = None):
-        from cineneuron.decode.stage2 import load_mom
+        from cineneuron.decode.router import load_mom
 
         self.store, self.cfg, self.subject = store, cfg, str(subject)
         self.dataset = resolve_dataset(store, self.subject, dataset)
@@ -46,7 +46,7 @@ class Reconstructor:
         return load_fmri_file(path, self.sub.n_tr, self.sub.n_voxels, mask)
 
     def predict(self, voxels: np.ndarray) -> dict[str, np.ndarray]:
-        from cineneuron.decode.stage2 import predict_mom
+        from cineneuron.decode.router import predict_mom
 
         return predict_mom(self.model, self.router, voxels, self.subject)
 

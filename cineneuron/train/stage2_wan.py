@@ -24,7 +24,6 @@ resized (blurry at real sizes; the row records `source = "preview"`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -32,16 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import torch
 
 from cineneuron.config import RootConfig, save_config
-from cineneuron.decode import wan_train as wt
+from cineneuron.train import wan_lora as wt
 from cineneuron.decode.wan_decoder import LORA_DIR, TOY_NOTICE, WAN_META, fresh_fusion, fuse, save_fusion, wan_config, wan_run_dir
 from cineneuron.errors import CNError
-from cineneuron.store.scan import scan
+from cineneuron.store.latents import LatentCache, latent_key
 
-LATENTS_TABLE = "wan_latents"
 WRITE_EVERY = 16  # clips per Lance commit while caching latents (a crash loses at most this many)
 
 
@@ -100,94 +97,6 @@ def to_video_tensor(frames: np.ndarray) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- the latent cache
-
-
-def latent_key(num_frames: int, height: int, width: int, vae) -> str:
-    """Frames, size and a hash of the VAE config: a cached latent is valid for exactly these."""
-    conf = {k: v for k, v in dict(vae.config).items() if not k.startswith("_")}
-    digest = hashlib.sha256(json.dumps(conf, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return f"f{num_frames}-h{height}-w{width}-vae{digest}"
-
-
-def latents_schema() -> pa.Schema:
-    return pa.schema([
-        pa.field("id", pa.string(), nullable=False),  # clip_id|key
-        pa.field("clip_id", pa.string()),
-        pa.field("key", pa.string()),  # latent_key(): frames, size, VAE config hash
-        pa.field("shape", pa.list_(pa.int32())),  # (z, F', h, w)
-        pa.field("source", pa.string()),  # "video" or "preview"
-        pa.field("latents", pa.binary()),  # float16, normalised with the VAE's latents_mean/std
-    ])
-
-
-def _sql_list(ids) -> str:
-    return ",".join("'" + str(c).replace("'", "''") + "'" for c in ids)
-
-
-class LatentCache:
-    """Ground-truth VAE latents of one key, in the store's `wan_latents` table, with an in-memory memo."""
-
-    def __init__(self, store, key: str, memo_bytes: int = 2 << 30):
-        self.store, self.key, self.memo_bytes = store, key, memo_bytes
-        self._memo: dict[str, np.ndarray] = {}
-        self._memo_size = 0
-
-    def _table(self, create: bool = False):
-        from cineneuron.store.lance_util import table_names
-
-        if LATENTS_TABLE in table_names(self.store.db):
-            return self.store.db.open_table(LATENTS_TABLE)
-        if not create:
-            return None
-        tbl = self.store.db.create_table(LATENTS_TABLE, schema=latents_schema())
-        tbl.set_unenforced_primary_key("id")
-        return tbl
-
-    def _rows(self, ids: list[str], columns: list[str]) -> pa.Table | None:
-        tbl = self._table()
-        if tbl is None or not ids:
-            return None
-        parts = [scan(tbl, columns, f"key = '{self.key}' AND clip_id IN ({_sql_list(ids[i:i + 2000])})")
-                 for i in range(0, len(ids), 2000)]
-        return pa.concat_tables(parts)
-
-    def cached(self, ids: list[str]) -> set[str]:
-        t = self._rows(list(dict.fromkeys(ids)), ["clip_id"])
-        return set() if t is None else set(t.column("clip_id").to_pylist())
-
-    def sources(self) -> dict[str, str]:
-        tbl = self._table()
-        if tbl is None:
-            return {}
-        t = scan(tbl, ["clip_id", "source"], f"key = '{self.key}'")
-        return dict(zip(t.column("clip_id").to_pylist(), t.column("source").to_pylist()))
-
-    def put(self, items: list[tuple[str, np.ndarray, str]]) -> None:
-        """items: (clip_id, latents (z, F', h, w) float16, source); idempotent (merge-insert on clip_id|key)."""
-        if not items:
-            return
-        from cineneuron.store.lance_util import retry
-
-        data = pa.Table.from_pylist([
-            {"id": f"{c}|{self.key}", "clip_id": c, "key": self.key, "shape": list(x.shape), "source": src,
-             "latents": np.ascontiguousarray(x, dtype=np.float16).tobytes()} for c, x, src in items
-        ], schema=latents_schema())
-        tbl = self._table(create=True)
-        retry(lambda: tbl.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data))
-
-    def get(self, ids: list[str]) -> dict[str, np.ndarray]:
-        """Latents (z, F', h, w) float16 of the ids that have them (missing ids are left out)."""
-        need = [c for c in dict.fromkeys(ids) if c not in self._memo]
-        t = self._rows(need, ["clip_id", "shape", "latents"])
-        found = {}
-        if t is not None:
-            for c, shape, blob in zip(*(t.column(n).to_pylist() for n in ("clip_id", "shape", "latents"))):
-                found[c] = np.frombuffer(blob, dtype=np.float16).reshape(shape)
-        for c, x in found.items():
-            if self._memo_size + x.nbytes <= self.memo_bytes:  # epochs re-read from memory while it fits
-                self._memo[c] = x
-                self._memo_size += x.nbytes
-        return {c: self._memo.get(c, found.get(c)) for c in ids if c in self._memo or c in found}
 
 
 def cache_latents(store, cache: LatentCache, vae, clip_ids: list[str], wcfg, *, backend: str = "decord",
@@ -315,9 +224,9 @@ class WanStage2:
         fold_batch: a batch of the router's held-out clips; when given, the router learns only
         from it and the training batch uses the router's weights without a gradient to them.
         """
-        from cineneuron.decode.stage2 import _fold_router_loss
+        from cineneuron.train.loop import fold_router_loss
         from cineneuron.brain.losses import stage1_loss
-        from cineneuron.decode.mom import query_vector, router_infonce
+        from cineneuron.decode.router import query_vector, router_infonce
         from cineneuron.decode.wan import pad_text
 
         dev, cfg = self.device, self.cfg
@@ -330,7 +239,7 @@ class WanStage2:
         q = query_vector(out["txt"], out["img"], out["act"], w if fold_batch is None else w.detach())  # (B, d_mix)
         l_router = router_infonce(q, self.pool.mix, rows, cfg.train.temperature)
         if fold_batch is not None:
-            l_router = l_router + _fold_router_loss(self.model, self.router, fold_batch, self.subject,
+            l_router = l_router + fold_router_loss(self.model, self.router, fold_batch, self.subject,
                                                     self.pool.mix, cfg.train.temperature)
         idx, valid = retrieve_fused(q, self.pool, rows, cfg.decode.top_k)  # (B, k), (B, k)
         lat = self.cache.get(batch["clip_id"])
@@ -357,9 +266,9 @@ def _upcast_lora(transformer) -> None:
 
 def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, progress=None) -> WanStage2:
     from cineneuron.brain.data import load_targets, router_fold, sample_clip_ids
-    from cineneuron.decode.stage2 import load_mom
+    from cineneuron.decode.router import load_mom
     from cineneuron.decode.wan import build_pipeline
-    from cineneuron.runs import check_compatible, latest_checkpoint, resolve_dataset
+    from cineneuron.store.runs import check_compatible, latest_checkpoint, resolve_dataset
 
     device = cfg.train.device
     wcfg = wan_config(cfg.decode, store.dims["cond"], device=device)  # bad settings stop here, before any load
@@ -399,8 +308,8 @@ def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None,
 
 def save_run(parts: WanStage2, out_dir: Path, step: int, last: dict) -> None:
     from cineneuron.brain.model import save_checkpoint
-    from cineneuron.decode.stage2 import save_router
-    from cineneuron.runs import checkpoint_extra
+    from cineneuron.decode.router import save_router
+    from cineneuron.store.runs import checkpoint_extra
 
     store, cfg, w = parts.store, parts.cfg, parts.wcfg
     extra = checkpoint_extra(store, parts.dataset, parts.subject, stage=2, step=step, decoder="wan",
@@ -421,15 +330,15 @@ def save_run(parts: WanStage2, out_dir: Path, step: int, last: dict) -> None:
 def train_stage2_wan(store, cfg: RootConfig, subject: str, dataset: str | None = None, progress=None) -> dict:
     """Stage 2 with the Wan generator; returns {"run_dir", "seconds", "steps", "last", "latents"[, "notice"]}."""
     from cineneuron.brain.data import StoreBatches
-    from cineneuron.brain.stage1 import trainer_config
-    from cineneuron.brain.train import optimizer_step
-    from cineneuron.decode.stage2 import _forever
+    from cineneuron.train.stage1 import trainer_config
+    from cineneuron.train.loop import optimizer_step
+    from cineneuron.train.loop import forever
 
     t0 = time.perf_counter()
     parts = prepare(store, cfg, subject, dataset=dataset, progress=progress)
     batches = StoreBatches(store, parts.dataset, parts.subject, parts.targets, batch_size=cfg.train.batch_size,
                            seed=cfg.train.seed + 1, exclude=parts.fold)
-    fold_batches = _forever(StoreBatches(store, parts.dataset, parts.subject, parts.targets, seed=cfg.train.seed + 2,
+    fold_batches = forever(StoreBatches(store, parts.dataset, parts.subject, parts.targets, seed=cfg.train.seed + 2,
                                          batch_size=cfg.train.batch_size, only=set(parts.fold))) if parts.fold else None
     tc = trainer_config(cfg, batches.n_batches(0), epochs=cfg.train.stage2_epochs, lr=cfg.train.stage2_lr)
     weights = tc.loss_weights()

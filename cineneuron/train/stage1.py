@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from cineneuron.brain.data import StoreBatches, load_split, load_targets, router_fold, sample_clip_ids
-from cineneuron.brain.evaluate import evaluate
+from cineneuron.eval.brain import evaluate
 from cineneuron.config import RootConfig, save_config
 from cineneuron.errors import CNError
-from cineneuron.runs import check_compatible, checkpoint_extra, resolve_dataset, run_dir
+from cineneuron.store.runs import check_compatible, checkpoint_extra, resolve_dataset, run_dir
 
 
 @dataclass
@@ -46,7 +46,7 @@ def brain_config(store, cfg: RootConfig, subject: str, n_tr: int, n_voxels: int)
 
 
 def trainer_config(cfg: RootConfig, steps_per_epoch: int, epochs: int | None = None, lr: float | None = None):
-    from cineneuron.brain.train import TrainConfig
+    from cineneuron.train.loop import TrainConfig
 
     t = cfg.train
     every = steps_per_epoch * t.val_every
@@ -67,7 +67,7 @@ def test_targets(targets, clip_ids: list[str]) -> dict[str, np.ndarray]:
 
 
 def predict(model, voxels: np.ndarray, subject: str) -> dict[str, np.ndarray]:
-    from cineneuron.brain.train import embed
+    from cineneuron.train.loop import embed
 
     return {k: v.numpy() for k, v in embed(model, voxels, subject).items()}
 
@@ -86,7 +86,7 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     import torch
 
     from cineneuron.brain.model import create_brain_model, load_checkpoint, save_checkpoint
-    from cineneuron.brain.train import Stage1Trainer
+    from cineneuron.train.loop import Stage1Trainer
 
     t0 = time.perf_counter()
     subject = str(subject)

@@ -86,7 +86,7 @@ def expansion_references(store, cfg, truth_rows: list[dict], k: int) -> tuple[fl
       own clip's true embedding, per space. It bounds what any decoder can get from that space.
     """
     from cineneuron.decode.mom import split_mix
-    from cineneuron.query import pool_where
+    from cineneuron.decode.reconstruct import pool_where
 
     idx, wanted = heldout_samples(truth_rows)
     if not idx:
@@ -106,12 +106,12 @@ def expansion_references(store, cfg, truth_rows: list[dict], k: int) -> tuple[fl
 def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: dict | None = None,
              decoder: str = "replay", seed: int = 0) -> dict:
     from cineneuron.brain.data import load_split
-    from cineneuron.brain.stage1 import train_stage1
-    from cineneuron.decode.stage2 import train_stage2
+    from cineneuron.train.stage1 import train_stage1
+    from cineneuron.train.stage2 import train_stage2
     from cineneuron.eval.run import evaluate_subject
-    from cineneuron.ingest import IngestOptions, ingest_clips
-    from cineneuron.ingest_fmri import ingest_subject
-    from cineneuron.query import Reconstructor, run_query
+    from cineneuron.ingest.clips import IngestOptions, ingest_clips
+    from cineneuron.ingest.fmri import ingest_subject
+    from cineneuron.decode.reconstruct import Reconstructor, run_query
     from cineneuron.sources import get_source
     from cineneuron.sources.synth import KINDS, generate
     from cineneuron.store import Store
@@ -155,7 +155,7 @@ def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: d
     with bar("stage 2", "steps") as p:
         timed("stage2", lambda: train_stage2(store, cfg, "1", progress=p))
     if decoder == "wan":
-        from cineneuron.decode.wan_stage2 import train_stage2_wan
+        from cineneuron.train.stage2_wan import train_stage2_wan
 
         log("[demo] Wan at toy size with random weights: its videos are noise, not reconstructions")
         wcfg = cfg.model_copy(update={"decode": cfg.decode.model_copy(update={"decoder": "wan", "wan_toy": True, "num_frames": 9, "height": 32, "width": 32, "steps": 2})})

@@ -7,7 +7,7 @@ the training samples' own (fitted) predictions. With `train.router_holdout` > 0 
 from the router fold: training clips that neither stage fits, whose predictions are as
 imperfect as at test time (fitted clips retrieve themselves in every space). NOTES.md compares
 the two; the fold is not the default. The fusion module and the
-generator's LoRA plug in here for `--decoder wan` (see `cineneuron.decode.wan_train`).
+generator's LoRA plug in here for `--decoder wan` (see `cineneuron.train.wan_lora`).
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cineneuron.train.loop import fold_router_loss, forever
 from cineneuron.brain.data import StoreBatches, load_targets, router_fold, sample_clip_ids
 from cineneuron.config import RootConfig, save_config
-from cineneuron.decode.mom import Router, query_vector, router_infonce
+from cineneuron.decode.router import load_mom, query_vector, router_infonce, save_router
 from cineneuron.errors import CNError
-from cineneuron.runs import check_compatible, checkpoint_extra, resolve_dataset, run_dir
+from cineneuron.store.runs import check_compatible, checkpoint_extra, resolve_dataset, run_dir
 
-ROUTER_FILE = "router.safetensors"
 
 
 @dataclass
@@ -36,34 +36,11 @@ class Stage2Result:
     last: dict
 
 
-def save_router(directory: Path, router: Router) -> None:
-    from safetensors.torch import save_file
-
-    save_file({k: v.detach().cpu().contiguous() for k, v in router.state_dict().items()}, str(directory / ROUTER_FILE))
-
-
-def load_mom(directory: Path):
-    """(brain model, router, brain config, extra); a stage-1 checkpoint gets an untrained router."""
-    from safetensors.torch import load_file
-
-    from cineneuron.brain.model import load_checkpoint
-
-    model, mcfg, extra = load_checkpoint(directory)
-    router = Router(_d_f(mcfg))
-    if (Path(directory) / ROUTER_FILE).exists():
-        router.load_state_dict(load_file(str(Path(directory) / ROUTER_FILE)))
-    return model, router.eval(), mcfg, extra
-
-
-def _d_f(mcfg) -> int:
-    return mcfg.mlp.token_dim if mcfg.backbone == "mlp" else mcfg.transformer.token_dim
-
-
 def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, progress=None) -> Stage2Result:
     from cineneuron.brain.losses import stage1_loss
     from cineneuron.brain.model import save_checkpoint
-    from cineneuron.brain.stage1 import trainer_config
-    from cineneuron.brain.train import one_cycle, optimizer_step
+    from cineneuron.train.stage1 import trainer_config
+    from cineneuron.train.loop import one_cycle, optimizer_step
 
     t0 = time.perf_counter()
     subject = str(subject)
@@ -80,7 +57,7 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     fold = router_fold(store, train_ids, cfg.train.router_holdout, cfg.train.seed)  # stage 1 never fitted these
     batches = StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size, seed=cfg.train.seed + 1,
                            exclude=fold)
-    fold_batches = _forever(StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size,
+    fold_batches = forever(StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size,
                                          seed=cfg.train.seed + 2, only=fold)) if fold else None
     tc = trainer_config(cfg, batches.n_batches(0), epochs=cfg.train.stage2_epochs, lr=cfg.train.stage2_lr)
     weights = tc.loss_weights()
@@ -112,7 +89,7 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
                 # only from the held-out fold, whose predictions are out-of-sample.
                 q = query_vector(out["txt"], out["img"], out["act"], w.detach())
                 l_fit = router_infonce(q, pool, batch["clip_row"], cfg.train.temperature)
-                l_router = _fold_router_loss(model, router, next(fold_batches), subject, pool, cfg.train.temperature)
+                l_router = fold_router_loss(model, router, next(fold_batches), subject, pool, cfg.train.temperature)
                 loss = losses["loss"] + cfg.train.lambda_router * (l_fit + l_router)
             optimizer_step(loss, opt, sched, params)
             step += 1
@@ -142,40 +119,3 @@ def _check_same_fold(stage1_dir: Path, cfg: RootConfig) -> None:
     if (was[0] or cfg.train.router_holdout) and was != (cfg.train.router_holdout, cfg.train.seed):
         raise CNError(f"stage 1 ran with train.router_holdout={was[0]} and train.seed={was[1]}; stage 2 needs the same "
                       f"(got {cfg.train.router_holdout} and {cfg.train.seed}), or rerun stage 1")
-
-
-def _forever(batches: StoreBatches):
-    epoch = 0
-    while True:
-        yield from batches(epoch)
-        epoch += 1
-
-
-def _fold_router_loss(model, router, batch: dict, subject: str, pool: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Router InfoNCE on held-out clips: the backbone predicts as at test time (eval mode, no
-    gradient), so only the router learns from these samples."""
-    model.eval()
-    with torch.no_grad():
-        out = model(batch["voxels"].to(pool.device), subject)
-    model.train()
-    w = router(out["F"])  # (B, 3)
-    q = query_vector(out["txt"], out["img"], out["act"], w)  # (B, d_mix)
-    return router_infonce(q, pool, batch["clip_row"].to(pool.device), temperature)
-
-
-def predict_mom(model, router, voxels: np.ndarray, subject: str, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Head outputs (unit vectors), class probabilities, router weights and the fMRI embedding F
-    (B, L, D_f), which the Wan decoder's fusion needs, for a batch of fMRI."""
-    parts: dict[str, list] = {k: [] for k in ("txt", "img", "act", "w", "cls_probs", "F")}
-    model.eval()
-    router.eval()
-    with torch.no_grad():
-        x = torch.as_tensor(voxels, dtype=torch.float32)
-        for i in range(0, len(x), batch_size):
-            out = model(x[i:i + batch_size], subject)
-            for k in ("txt", "img", "act"):
-                parts[k].append(torch.nn.functional.normalize(out[k], dim=-1).numpy())
-            parts["w"].append(router(out["F"]).numpy())
-            parts["cls_probs"].append(torch.sigmoid(out["cls_logits"]).numpy())
-            parts["F"].append(out["F"].numpy())  # (b, L, D_f)
-    return {k: np.concatenate(v) for k, v in parts.items()}

@@ -15,11 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cineneuron.errors import MissingWeightsError
+from cineneuron.decode.lora import LORA_SIDECAR, LORA_WEIGHTS, load_lora  # noqa: F401  (the saved layout)
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # self- and cross-attention of every block
-LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
-LORA_SIDECAR = "lora_config.json"
 
 
 def freeze(*modules: nn.Module) -> None:
@@ -177,20 +175,3 @@ def save_lora(directory: str | Path, transformer: nn.Module, adapter_name: str =
     )
     (directory / LORA_SIDECAR).write_text(json.dumps(_json_ready(meta), indent=1, default=str))
     return directory / LORA_WEIGHTS
-
-
-def load_lora(target, directory: str | Path) -> None:
-    """Load a `save_lora` folder into a WanPipeline or a bare WanTransformer3DModel."""
-    from diffusers import WanPipeline
-
-    path = Path(directory) / LORA_WEIGHTS
-    if not path.exists():
-        raise MissingWeightsError(f"missing {path}: point lora_dir at a folder written by save_lora")
-    if isinstance(target, WanPipeline):
-        target.load_lora_weights(str(directory), weight_name=LORA_WEIGHTS, use_safetensors=True)
-        return
-    state, meta = WanPipeline.lora_state_dict(
-        str(directory), weight_name=LORA_WEIGHTS, use_safetensors=True, return_lora_metadata=True
-    )
-    WanPipeline.load_lora_into_transformer(state, transformer=target, metadata=meta)
-

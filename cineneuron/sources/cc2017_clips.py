@@ -100,12 +100,6 @@ class CC2017Source(Source):
         return self._side
 
 
-class SynthSource(CC2017Source):
-    """`cn synth` output: the cc2017 layout plus annotations.json with the world's ground truth."""
-
-    name = "synth"
-
-
 def _key(video: str, start: float, end: float) -> tuple[str, float, float]:
     return (video, round(start, 3), round(end, 3))
 

@@ -93,7 +93,8 @@ def main(argv=None) -> None:
 
     from cineneuron.train import wan_lora as wt
     from cineneuron.decode.fusion import FusionConfig, MoMFusion, pad_tokens
-    from cineneuron.decode.wan import WanDecoder, WanDecoderConfig, check_inputs, pad_text, write_mp4
+    from cineneuron.decode.wan import WanDecoder, WanDecoderConfig, check_inputs, pad_text
+    from cineneuron.frames import write_mp4
     from cineneuron.errors import CNError
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

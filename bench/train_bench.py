@@ -31,7 +31,8 @@ def main() -> None:
     from cineneuron.brain.data import StoreBatches, load_targets
     from cineneuron.brain.model import BrainModelConfig, SubjectSpec, TargetDims, create_brain_model
     from cineneuron.brain.mlp import MLPConfig
-    from cineneuron.train.loop import Stage1Trainer, TrainConfig
+    from cineneuron.config import TrainConfig
+    from cineneuron.train.loop import Schedule, Stage1Trainer
     from cineneuron.schemas.records import FmriBatch
 
     rng = np.random.default_rng(0)
@@ -55,7 +56,8 @@ def main() -> None:
                                targets=TargetDims.from_preset(store.preset), mlp=MLPConfig(hidden=512, n_blocks=2, token_dim=64))
         steps = stream.n_batches(0)
         tr = Stage1Trainer(create_brain_model(cfg, seed=0),
-                           TrainConfig(epochs=a.epochs, steps_per_epoch=steps, batch_size=a.batch_size, device="cpu"))
+                           TrainConfig(epochs=a.epochs, batch_size=a.batch_size, device="cpu"),
+                           Schedule(a.epochs * steps))
         t = time.perf_counter()
         tr.fit(source)
         return tr.step * a.batch_size / (time.perf_counter() - t)

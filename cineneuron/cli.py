@@ -48,10 +48,7 @@ def _cfg(store: str | None, config: Path | None = None, sets: list[str] | None =
 def _open(cfg: RootConfig):
     from cineneuron.store import Store
 
-    s = cfg.store
-    return Store.open(s.uri, storage_options=s.storage_options or None, catalog_dir=s.catalog_dir,
-                      ann_threshold=s.ann_threshold, index_type=s.index_type, nprobes=s.nprobes,
-                      refine_factor=s.refine_factor, ef=s.ef, ivf_partitions=s.ivf_partitions)
+    return Store.from_config(cfg.store)
 
 
 def _print_json(obj) -> None:
@@ -66,8 +63,7 @@ def init(store: Optional[str] = StoreOpt,
     from cineneuron.store import Store
 
     cfg = _cfg(store, config, set_, **{"encoders.preset": preset})
-    s = Store.create(cfg.store.uri, cfg.encoders.preset, storage_options=cfg.store.storage_options or None,
-                     catalog_dir=cfg.store.catalog_dir)
+    s = Store.from_config(cfg.store, create_preset=cfg.encoders.preset)
     typer.echo(f"store {s.uri}: preset {s.preset.name}, dims {s.dims}, {s.count()} clips")
 
 
@@ -188,33 +184,19 @@ def ingest(source: str = typer.Argument(..., help="folder | synth | cc2017 | cin
 
     Exit codes: 0 all clips stored; 3 some clips failed (reasons: cn pool jobs --job N); 2 bad input.
     """
-    from cineneuron.ingest.clips import IngestOptions, ingest_clips
+    from cineneuron.ingest.api import ingest as run_ingest
     from cineneuron.progress import bar
-    from cineneuron.sources import get_source
 
     cfg = _cfg(store, config, set_, **{"encoders.batch_size": batch_size})
     s = _open(cfg)
     if preset:
         s.check_preset(preset)
-    opts = {"source_name": source_name} if source_name else {}
-    src = get_source(source)(str(root), **opts)
-    e = cfg.encoders
-    from cineneuron.labels.captioner import captioner_notice, get_captioner
-
-    cap_cfg = e.captioner.model_dump()
-    io = IngestOptions(limit=limit, batch_size=e.batch_size, backend=e.video_backend, timeout_s=e.video_timeout_s,
-                       preview_frames=e.preview_frames, force=force, captioner=get_captioner(cap_cfg, notify=lambda m: None),
-                       captioner_notice=captioner_notice(cap_cfg))
-    with bar(f"ingest {src.name}", enabled=not quiet) as progress:
-        report = ingest_clips(s, src, io, progress=lambda adv, total: progress(adv, total))
-    typer.echo(report.summary())
-    if subject and not clips_only:
-        from cineneuron.ingest.fmri import ingest_subject
-
-        for sub in subject:
-            typer.echo(ingest_subject(s, source, str(root), sub, cfg, source_name=source_name).summary())
-    if report.exit_code:
-        raise typer.Exit(report.exit_code)
+    with bar(f"ingest {source_name or source}", enabled=not quiet) as progress:
+        res = run_ingest(s, source, str(root), cfg, subjects=[] if clips_only else list(subject or []),
+                         source_name=source_name, limit=limit, force=force, progress=lambda adv, total: progress(adv, total))
+    typer.echo(res.summary())
+    if res.exit_code:
+        raise typer.Exit(res.exit_code)
 
 
 @app.command()
@@ -242,15 +224,10 @@ def train(stage: int = typer.Option(1, "--stage", min=1, max=2, help="1: semanti
             r = train_stage1(s, cfg, subject, dataset=dataset, resume=resume, progress=progress)
             summary = {"run_dir": r.run_dir, "seconds": round(r.seconds, 1), "steps": r.steps,
                        "samples_per_s": round(r.samples_per_s, 1), "model": r.metrics, "ridge": r.ridge}
-        elif cfg.decode.decoder == "wan":
-            from cineneuron.train.stage2_wan import train_stage2_wan
-
-            summary = train_stage2_wan(s, cfg, subject, dataset=dataset, progress=progress)
         else:
-            from cineneuron.train.stage2 import train_stage2
+            from cineneuron.train.api import train_stage2
 
-            r = train_stage2(s, cfg, subject, dataset=dataset, progress=progress)
-            summary = {"run_dir": r.run_dir, "seconds": round(r.seconds, 1), "steps": r.steps, "last": r.last}
+            summary = train_stage2(s, cfg, subject, dataset=dataset, progress=progress)
     if as_json:
         _print_json(summary)
     else:

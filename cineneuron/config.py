@@ -91,6 +91,11 @@ class TrainConfig(_Section):
         "Stage 2 refuses a value other than its stage-1 run's"))
     stage2_epochs: int = Field(10, ge=1, description="stage 2 epochs")
     stage2_lr: float = Field(3e-4, gt=0, description="stage 2 peak learning rate")
+    router_lr_mult: float = Field(10.0, gt=0, description=(
+        "stage 2 (replay and wan): the router's learning rate is this times stage2_lr, without weight decay "
+        "(it starts at uniform weights and is tiny)"))
+    grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; null: no clipping")
+    amp: bool = Field(True, description="mixed precision for the Brain Model; only ever used on cuda")
     seed: int = Field(0, description="seed for init, shuffling and dropout")
     device: Literal["cpu", "cuda"] = Field("cpu", description="training device; mixed precision is used on cuda")
     val_every: int = Field(1, ge=1, description="validate on the test split every N epochs (and at the end)")
@@ -181,11 +186,9 @@ def load_config(path: str | Path | None = None, overrides: dict | list[str] | No
 
 def save_config(cfg: RootConfig, directory: str | Path, name: str = "run_config.json") -> Path:
     """The resolved root config, saved beside a run (checkpoints own `config.json`)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text(cfg.model_dump_json(indent=2))
-    return path
+    from cineneuron.atomic import atomic_write_text
+
+    return atomic_write_text(Path(directory) / name, cfg.model_dump_json(indent=2))
 
 
 def describe() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -27,7 +28,8 @@ def _register_toy_encoders() -> None:
 
     class _Hash(Encoder):
         def _rng(self, key: str) -> np.random.Generator:
-            return np.random.default_rng(abs(hash((self.name, key))) % 2**32)
+            # sha256, not hash(): Python salts str hashes per process, and a failure must reproduce.
+            return np.random.default_rng(int.from_bytes(hashlib.sha256(f"{self.name}|{key}".encode()).digest()[:8], "little"))
 
     @register("toy-image")
     class ToyImage(_Hash):

@@ -6,7 +6,8 @@ from pydantic import ValidationError
 
 from cineneuron.brain.mlp import MLPConfig
 from cineneuron.brain.model import BrainModelConfig, TargetDims, create_brain_model, load_checkpoint, save_checkpoint
-from cineneuron.train.loop import Stage1Trainer, TrainConfig, embed
+from cineneuron.config import TrainConfig
+from cineneuron.train.loop import Schedule, Stage1Trainer, embed
 from cineneuron.brain.transformer import TransformerConfig
 from cineneuron.errors import CNError
 
@@ -53,6 +54,12 @@ def source(n_batches: int = 3, B: int = 6):
     return batches
 
 
+def make_trainer(model, steps: int, val_every: int = 0, checkpoint_every: int = 0, **train) -> Stage1Trainer:
+    """The trainer with the root config's train section (the loop's old defaults where they differ)."""
+    cfg = TrainConfig(**{"device": "cpu", "weight_decay": 0.01, "pct_start": 0.3, "focal_alpha": None, **train})
+    return Stage1Trainer(model, cfg, Schedule(steps, val_every, checkpoint_every))
+
+
 def params(model) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -61,7 +68,7 @@ def params(model) -> dict:
 def test_overfits_a_batch_of_8(backbone):
     batch = make_batch(0)
     model = create_brain_model(toy_cfg(backbone, dropout=0.0), seed=0)
-    trainer = Stage1Trainer(model, TrainConfig(steps=150, lr=1e-2, device="cpu"))
+    trainer = make_trainer(model, 150, lr=1e-2)
     first = trainer.train_step(batch)["loss"]
     result = trainer.fit(lambda epoch: [batch])
     last = result["train"]
@@ -81,7 +88,7 @@ def test_same_seed_same_run_and_global_rng_untouched():
     def run(seed):
         torch.manual_seed(7)
         model = create_brain_model(toy_cfg("transformer"), seed=0)
-        Stage1Trainer(model, TrainConfig(steps=6, seed=seed, device="cpu")).fit(counted)
+        make_trainer(model, 6, seed=seed).fit(counted)
         return params(model), torch.rand(1)
 
     (a, ra), (b, rb), (c, _) = run(0), run(0), run(1)
@@ -96,22 +103,22 @@ def test_same_seed_same_run_and_global_rng_untouched():
 @pytest.mark.parametrize("backbone", ["mlp", "transformer"])
 def test_resume_equals_uninterrupted(tmp_path, backbone):
     N, k = 11, 4  # k=4 stops inside epoch 1 (3 batches per epoch): resume re-opens it mid-way
-    cfg = TrainConfig(steps=N, lr=3e-3, device="cpu", seed=3)
     data = source()
 
     full = create_brain_model(toy_cfg(backbone), seed=0)
-    Stage1Trainer(full, cfg).fit(data)
+    make_trainer(full, N, lr=3e-3, seed=3).fit(data)
 
     first = create_brain_model(toy_cfg(backbone), seed=0)
-    t1 = Stage1Trainer(first, cfg)
+    t1 = make_trainer(first, N, lr=3e-3, seed=3)
     t1.fit(data, max_steps=k)
     assert (t1.step, t1.epoch, t1.batch_in_epoch) == (4, 1, 1)
     save_checkpoint(tmp_path / "ck", first, first.cfg, {"step": t1.step})
     t1.save_state(tmp_path / "ck")
+    saved_cfg = t1.cfg.model_dump_json()  # what a run_config.json holds
     del first, t1
 
     model, _, extra = load_checkpoint(tmp_path / "ck")
-    t2 = Stage1Trainer(model, TrainConfig.model_validate_json(cfg.model_dump_json()))
+    t2 = Stage1Trainer(model, TrainConfig.model_validate_json(saved_cfg), Schedule(N))
     t2.load_state(tmp_path / "ck")
     assert extra["step"] == t2.step == k
     result = t2.fit(data)
@@ -124,13 +131,13 @@ def test_resume_equals_uninterrupted(tmp_path, backbone):
 
 def test_resume_refuses_another_schedule(tmp_path):
     model = create_brain_model(toy_cfg(), seed=0)
-    t = Stage1Trainer(model, TrainConfig(steps=5, device="cpu"))
+    t = make_trainer(model, 5)
     t.fit(source(), max_steps=2)
     t.save_state(tmp_path)
     with pytest.raises(CNError, match="same steps"):
-        Stage1Trainer(model, TrainConfig(steps=9, device="cpu")).load_state(tmp_path)
+        make_trainer(model, 9).load_state(tmp_path)
     with pytest.raises(CNError, match="without --resume"):
-        Stage1Trainer(model, TrainConfig(steps=5, device="cpu")).load_state(tmp_path / "none")
+        make_trainer(model, 5).load_state(tmp_path / "none")
 
 
 def test_hooks_progress_val_checkpoint():
@@ -142,8 +149,7 @@ def test_hooks_progress_val_checkpoint():
         vals.append(len(seen))
         return {"top1": 0.5}
 
-    cfg = TrainConfig(steps=7, device="cpu", val_every=3, checkpoint_every=2)
-    result = Stage1Trainer(model, cfg).fit(source(), val_fn, seen.append, checkpoint=lambda tr: cks.append(tr.step))
+    result = make_trainer(model, 7, val_every=3, checkpoint_every=2).fit(source(), val_fn, seen.append, checkpoint=lambda tr: cks.append(tr.step))
     assert [m["step"] for m in seen] == list(range(1, 8))
     assert {"loss", "img", "txt", "act", "cls", "lr", "epoch"} <= set(seen[0])
     assert vals == [3, 6, 7] and cks == [2, 4, 6, 7]
@@ -155,24 +161,25 @@ def test_ablation_needs_no_action_or_labels():
     batch = make_batch(1)
     del batch["act"], batch["label_vec"]
     model = create_brain_model(toy_cfg(), seed=0)
-    m = Stage1Trainer(model, TrainConfig(steps=2, device="cpu", use_action=False, use_cls=False)).train_step(batch)
+    m = make_trainer(model, 2, use_action=False, use_cls=False).train_step(batch)
     assert "act" not in m and "cls" not in m
     with pytest.raises(CNError, match="act, label_vec|label_vec"):
-        Stage1Trainer(model, TrainConfig(steps=2, device="cpu")).train_step(batch)
+        make_trainer(model, 2).train_step(batch)
 
 
 def test_empty_source_is_a_user_error():
     model = create_brain_model(toy_cfg(), seed=0)
     with pytest.raises(CNError, match="no batches"):
-        Stage1Trainer(model, TrainConfig(steps=2, device="cpu")).fit(lambda epoch: iter(()))
+        make_trainer(model, 2).fit(lambda epoch: iter(()))
 
 
 def test_train_config():
     cfg = TrainConfig()
-    assert (cfg.lambda_act, cfg.lambda_cls, cfg.temperature, cfg.total_steps) == (0.1, 10.0, 0.07, 8000)
-    assert TrainConfig(epochs=3, steps_per_epoch=4).total_steps == 12
-    with pytest.raises(ValidationError):
-        TrainConfig(epochs=3)
+    assert (cfg.lambda_act, cfg.lambda_cls, cfg.temperature, cfg.router_lr_mult) == (0.1, 10.0, 0.07, 10.0)
+    s = Schedule.from_epochs(TrainConfig(epochs=3, val_every=2, checkpoint_every=1), steps_per_epoch=4)
+    assert (s.total_steps, s.val_every, s.checkpoint_every) == (12, 8, 4)
+    with pytest.raises(CNError, match="no full batch"):
+        Schedule.from_epochs(cfg, steps_per_epoch=0)
     with pytest.raises(ValidationError):
         TrainConfig(lamda_cls=1.0)  # typos are refused
 

@@ -6,6 +6,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the whole demo: minutes
+
 
 def test_demo_writes_its_report_and_learns_above_chance(tmp_path):
     work = tmp_path / "demo"

@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # one module fixture trains both stages through the CLI
+
 CN = [sys.executable, "-m", "cineneuron.cli"]
 
 

@@ -107,7 +107,9 @@ def test_generate_writes_mp4_of_requested_size(tmp_path):
     clips = dec.generate(cond, negative=torch.zeros(1, 1, TEXT_DIM))
     assert len(clips) == 2
     assert all(c.shape == (F_, H_, W_, 3) and c.dtype == np.uint8 for c in clips)
-    path = wan.write_mp4(clips[0], tmp_path / "out" / "clip.mp4", fps=8)
+    from cineneuron.frames import write_mp4
+
+    path = write_mp4(clips[0], tmp_path / "out" / "clip.mp4", fps=8)
     with imageio.get_reader(path, format="FFMPEG") as r:
         frames = [f for f in r]
     assert len(frames) == F_ and frames[0].shape == (H_, W_, 3)

@@ -29,7 +29,7 @@ BASE = {
 }  # fmt: skip
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # trains stage 1 and the Wan stage 2
 
 
 def _jpegs(rgb, n=4, size=24) -> list[bytes]:
@@ -242,7 +242,7 @@ def test_training_never_retrieves_the_own_or_overlapping_clips(world, wan_run):
 
 def test_only_lora_brain_router_and_fusion_get_gradients(world, wan_run):
     from cineneuron.brain.data import StoreBatches
-    from cineneuron.train.stage1 import trainer_config
+    from cineneuron.train.loop import loss_weights
     from cineneuron.train import wan_lora as wt
     from cineneuron.train.stage2_wan import prepare
 
@@ -252,7 +252,7 @@ def test_only_lora_brain_router_and_fusion_get_gradients(world, wan_run):
     params = parts.parameters()
     allowed = {id(p) for p in params}
     batches = StoreBatches(world["store"], "ds", "1", parts.targets, batch_size=8, seed=0)
-    weights = trainer_config(cfg, 2).loss_weights()
+    weights = loss_weights(cfg.train)
     parts.train()
     loss, logs = parts.loss(next(iter(batches(0))), weights, torch.Generator().manual_seed(0))
     loss.backward()
@@ -270,7 +270,7 @@ def test_only_lora_brain_router_and_fusion_get_gradients(world, wan_run):
 
 def test_with_a_fold_batch_the_router_learns_only_from_it(world, wan_run):
     from cineneuron.brain.data import StoreBatches
-    from cineneuron.train.stage1 import trainer_config
+    from cineneuron.train.loop import loss_weights
     from cineneuron.train.loop import fold_router_loss
     from cineneuron.train.stage2_wan import prepare
 
@@ -278,7 +278,7 @@ def test_with_a_fold_batch_the_router_learns_only_from_it(world, wan_run):
     parts = prepare(world["store"], cfg, "1")
     fit, fold = list(StoreBatches(world["store"], "ds", "1", parts.targets, batch_size=8, seed=0)(0))[:2]
     parts.train()
-    loss, _ = parts.loss(fit, trainer_config(cfg, 2).loss_weights(), torch.Generator().manual_seed(0), fold_batch=fold)
+    loss, _ = parts.loss(fit, loss_weights(cfg.train), torch.Generator().manual_seed(0), fold_batch=fold)
     loss.backward()
     total = [p.grad.clone() for p in parts.router.parameters()]
     parts.router.zero_grad(set_to_none=True)
@@ -325,3 +325,22 @@ def test_cli_query_with_trained_wan_run_writes_the_requested_video(world, wan_ru
     c, t_star, mask = dec.conditioning(world["store"], results, preds)
     assert c.shape == t_star.shape and not torch.equal(c, t_star) and torch.equal(c[~mask], t_star[~mask])
     assert any("lora_" in n for n, _ in dec.generator().pipe.transformer.named_parameters())
+
+
+def test_query_refuses_settings_the_wan_run_was_not_trained_with(world, wan_run):
+    """The fusion learned from top_k memories and the LoRA from num_frames x height x width latents."""
+    from typer.testing import CliRunner
+
+    from cineneuron.cli import app
+
+    meta = json.loads((wan_run["runs"] / "ds-sub1" / "stage2-wan" / "wan.json").read_text())
+    assert meta["top_k"] == BASE["decode.top_k"] and meta["num_frames"] == F_
+    sets = [f"{k}={json.dumps(v)}" for k, v in BASE.items() if k != "decode.decoder"] + [f"train.runs_dir={wan_run['runs']}"]
+    out = world["root"] / "refused.mp4"
+    for flag, value in (("decode.top_k", BASE["decode.top_k"] + 1), ("decode.num_frames", F_ + 4)):
+        args = ["query", "--fmri", str(world["query"]), "--subject", "1", "--decoder", "wan", "--out", str(out),
+                "--store", world["store"].uri, *(a for s in sets for a in ("--set", s)), "--set", f"{flag}={value}"]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code != 0 and isinstance(res.exception, CNError), res.output
+        assert flag in str(res.exception) and str(meta[flag.split('.')[1]]) in str(res.exception)
+        assert not out.exists()

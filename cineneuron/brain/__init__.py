@@ -1,5 +1,5 @@
-"""Stage 1: the Brain Model (fMRI -> global token g + fMRI embedding F), its heads, losses,
-the ridge baseline and the trainer core.
+"""The Brain Model (fMRI -> global token g + fMRI embedding F), its heads, losses, the ridge
+baseline and the data it reads from the store. Training loops live in `cineneuron.train`.
 
 Importing this package is light: names are loaded from their modules (which import torch)
 on first use, so `from cineneuron.brain import BrainModel` works without paying for torch in
@@ -9,7 +9,7 @@ code that only imports the package.
     mlp.py          MLP backbone          transformer.py   transformer backbone
     heads.py        img/txt/act/cls heads and the learned frame pooling
     losses.py       info_nce, focal_loss, category_loss, stage1_loss
-    ridge.py        RidgeBaseline          train.py        TrainConfig, Stage1Trainer, embed
+    ridge.py        RidgeBaseline          data.py         StoreBatches, load_split, load_targets
 """
 
 from importlib import import_module
@@ -21,13 +21,12 @@ _EXPORTS = {
     "LossWeights": "losses", "info_nce": "losses", "focal_loss": "losses", "bce_loss": "losses",
     "category_loss": "losses", "stage1_loss": "losses",
     "RidgeBaseline": "ridge",
-    "TrainConfig": "train", "Stage1Trainer": "train", "embed": "train",
 }
 
 __all__ = [
-    "BrainModel", "BrainModelConfig", "LossWeights", "MLPConfig", "RidgeBaseline", "Stage1Trainer",
-    "SubjectSpec", "TargetDims", "TrainConfig", "TransformerConfig", "bce_loss", "category_loss",
-    "create_brain_model", "embed", "focal_loss", "info_nce", "load_checkpoint", "save_checkpoint",
+    "BrainModel", "BrainModelConfig", "LossWeights", "MLPConfig", "RidgeBaseline",
+    "SubjectSpec", "TargetDims", "TransformerConfig", "bce_loss", "category_loss",
+    "create_brain_model", "focal_loss", "info_nce", "load_checkpoint", "save_checkpoint",
     "stage1_loss",
 ]
 

@@ -25,6 +25,7 @@ from torch import nn
 from cineneuron.brain.heads import Heads
 from cineneuron.brain.mlp import MLPBackbone, MLPConfig, subject_key
 from cineneuron.brain.transformer import TransformerBackbone, TransformerConfig
+from cineneuron.atomic import atomic_write
 from cineneuron.errors import CNError
 
 CHECKPOINT_FORMAT = 1
@@ -112,13 +113,6 @@ def create_brain_model(cfg: BrainModelConfig | dict, seed: int | None = None) ->
 # ---------------------------------------------------------------- checkpoints
 
 
-def _atomic_write(path: Path, write) -> None:
-    """write(tmp_path) then rename, so a crash never leaves a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(directory: str | Path, model: BrainModel, cfg: BrainModelConfig, extra: dict | None = None) -> Path:
     """Write model.safetensors and config.json into `directory`.
 
@@ -131,8 +125,8 @@ def save_checkpoint(directory: str | Path, model: BrainModel, cfg: BrainModelCon
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": CHECKPOINT_FORMAT, "model_config": cfg.model_dump(mode="json"), "extra": extra or {}}
     text = json.dumps(meta, indent=2, sort_keys=True)  # before any write: fails on non-JSON extra
-    _atomic_write(d / WEIGHTS_FILE, lambda p: save_file(tensors, str(p)))
-    _atomic_write(d / CONFIG_FILE, lambda p: p.write_text(text))
+    atomic_write(d / WEIGHTS_FILE, lambda p: save_file(tensors, str(p)))
+    atomic_write(d / CONFIG_FILE, lambda p: p.write_text(text))
     return d
 
 
@@ -206,8 +200,8 @@ def save_state(directory: str | Path, name: str, state: dict) -> None:
     d.mkdir(parents=True, exist_ok=True)
     meta, tensors = flatten_state(state)
     text = json.dumps(meta, sort_keys=True)
-    _atomic_write(d / f"{name}.safetensors", lambda p: save_file(tensors, str(p)))
-    _atomic_write(d / f"{name}.json", lambda p: p.write_text(text))
+    atomic_write(d / f"{name}.safetensors", lambda p: save_file(tensors, str(p)))
+    atomic_write(d / f"{name}.json", lambda p: p.write_text(text))
 
 
 def load_state(directory: str | Path, name: str) -> dict:

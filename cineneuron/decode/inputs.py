@@ -52,18 +52,23 @@ def load_fmri_file(path: str | Path, n_tr: int, n_voxels: int, mask: np.ndarray 
     path = Path(path)
     if not path.exists():
         raise CNError(f"fMRI file {path} does not exist")
-    x = np.asarray(_read(path), dtype=np.float32)
+    return check_voxels(_read(path), n_tr, n_voxels, mask, what=str(path))
+
+
+def check_voxels(x, n_tr: int, n_voxels: int, mask: np.ndarray | None = None, what: str = "the fMRI") -> np.ndarray:
+    """Any accepted fMRI layout -> (N, n_tr, n_voxels) float32 in the subject's voxel space, or CNError."""
+    x = np.asarray(x, dtype=np.float32)
     if mask is not None and x.shape[-1] == mask.size and mask.size != n_voxels:
         x = x[..., mask]  # source space -> the subject's selected voxels
     if x.shape[-1] != n_voxels:
-        raise CNError(f"{path} has {x.shape[-1]} voxels on its last axis; subject expects {n_voxels} (or {mask.size if mask is not None else '?'} unmasked)")
+        raise CNError(f"{what} has {x.shape[-1]} voxels on its last axis; subject expects {n_voxels} (or {mask.size if mask is not None else '?'} unmasked)")
     if x.ndim == 1:
         x = x[None, None]
     elif x.ndim == 2:
         x = x[:, None] if n_tr == 1 else x[None]
     if x.ndim != 3 or x.shape[1] != n_tr:
-        raise CNError(f"{path} has shape {x.shape}; expected (N, {n_tr}, {n_voxels}), ({n_tr}, {n_voxels}) or ({n_voxels},)")
+        raise CNError(f"{what} has shape {x.shape}; expected (N, {n_tr}, {n_voxels}), ({n_tr}, {n_voxels}) or ({n_voxels},)")
     if not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]
-        raise CNError(f"{path} contains NaN or inf (first at sample {bad[0]}, TR {bad[1]}, voxel {bad[2]})")
+        raise CNError(f"{what} contains NaN or inf (first at sample {bad[0]}, TR {bad[1]}, voxel {bad[2]})")
     return x

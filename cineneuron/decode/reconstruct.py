@@ -1,6 +1,11 @@
-"""`cn query --fmri`: fMRI -> Brain Model -> Mixture-of-Memories -> decoder -> video.
+"""fMRI in, memories and videos out: the `Reconstructor` pipeline (what `cn query` runs).
 
-The JSON it returns is the stable output of `cn query --json` (documented in the README):
+    rec = Reconstructor(store, cfg, subject="1")
+    out = rec(voxels_or_path, out="x.mp4")
+
+`__call__` checks its inputs first, then runs the numbered steps: Brain Model + router, MoM
+retrieval, decoding, writing the videos. Its dict is the stable output of `cn query --json`
+(documented in the README):
 {"subject", "dataset", "checkpoint", "store_version", "decoder", "top_k", "where",
  "queries": [{"sample", "weights": {"txt", "img", "act"},
               "memories": [{"clip_id", "source", "caption", "score", "cos_txt", "cos_img", "cos_act",
@@ -14,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from cineneuron.config import RootConfig
-from cineneuron.decode.inputs import load_fmri_file
+from cineneuron.decode.inputs import check_voxels, load_fmri_file
+from cineneuron.errors import CNError
 from cineneuron.store.runs import check_compatible, latest_checkpoint, resolve_dataset
 
 
@@ -40,7 +46,18 @@ class Reconstructor:
         self.model, self.router, self.mcfg, extra = load_mom(self.checkpoint)
         check_compatible(store, extra, self.dataset, self.subject)
         self.sub = store.catalog.subject(self.dataset, self.subject)
+        self._decoder = None
 
+    @classmethod
+    def from_store(cls, uri: str, subject: str, config: str | Path | None = None, **overrides) -> "Reconstructor":
+        """Open the store at `uri` with a config file and `section.key` overrides, and load the subject's model."""
+        from cineneuron.config import load_config
+        from cineneuron.store import Store
+
+        cfg = load_config(config, {**overrides, "store.uri": str(uri)})
+        return cls(Store.from_config(cfg.store), cfg, subject)
+
+    # ------------------------------------------------------------ the steps, one by one
     def load(self, path: str | Path) -> np.ndarray:
         mask = self.store.subject_mask(self.dataset, self.subject)
         return load_fmri_file(path, self.sub.n_tr, self.sub.n_voxels, mask)
@@ -59,33 +76,64 @@ class Reconstructor:
         return retrieve(self.store, preds, k, where=pool_where(self.cfg, where), exclude=exclude,
                         exact=self.cfg.decode.exact, sample_names=names)
 
+    def decoder(self):
+        """The configured decoder; built once. Building checks the query's settings against the
+        trained run's and loads nothing heavy."""
+        from cineneuron.decode.base import create_decoder
+
+        if self._decoder is None:
+            self._decoder = create_decoder(self.cfg.decode, store=self.store, reconstructor=self)
+        return self._decoder
+
+    # ------------------------------------------------------------ the pipeline
+    def check_inputs(self, fmri, out: str | Path | None) -> tuple[np.ndarray, list[str]]:
+        """(voxels (N, n_tr, V), sample names), or one CNError before any work."""
+        if out is not None:
+            if Path(out).suffix.lower() != ".mp4":
+                raise CNError(f"--out must name an .mp4 file (got {out}); reconstructions are written as H.264 mp4")
+            if self.cfg.decode.decoder == "wan":
+                from cineneuron.decode.wan_decoder import wan_config
+
+                wan_config(self.cfg.decode, self.store.dims["cond"])  # bad frames/sizes, before any model loads
+            self.decoder()
+        if isinstance(fmri, (str, Path)):
+            x, stem = self.load(fmri), Path(fmri).name
+        else:
+            mask = self.store.subject_mask(self.dataset, self.subject)
+            x, stem = check_voxels(fmri, self.sub.n_tr, self.sub.n_voxels, mask), "fmri"
+        return x, [f"{stem}[{i}]" for i in range(len(x))]
+
+    def __call__(self, fmri, *, out: str | Path | None = None, where: str | None = None) -> dict:
+        """fmri: a file (.npy, .npz, .h5, .nii) or an array; out: an .mp4 path (one per sample
+        when several, `x_0.mp4`, ...), or None for memories only. Returns the `cn query --json` dict."""
+        # 1. check the inputs (and the decoder's settings against its trained run)
+        x, names = self.check_inputs(fmri, out)
+        # 2. Brain Model + router: head outputs, class probabilities, weights w and F per sample
+        preds = self.predict(x)
+        # 3. Mixture-of-Memories retrieval from the pool (test clips never)
+        results = self.retrieve(preds, self.cfg.decode.top_k, where, names)
+        # 4. decode the memories into one video per sample, and 5. write them
+        videos = self._write(self.decoder().decode(self.store, results, preds=preds), out) if out else [None] * len(results)
+        return {
+            "subject": self.subject, "dataset": self.dataset, "checkpoint": str(self.checkpoint),
+            "store_version": self.store.version, "decoder": self.cfg.decode.decoder, "top_k": self.cfg.decode.top_k,
+            "where": pool_where(self.cfg, where),
+            "queries": [{**r.to_dict(), "video": v} for r, v in zip(results, videos)],
+        }
+
+    def _write(self, frames: list[np.ndarray], out: str | Path) -> list[str]:
+        from cineneuron.frames import write_mp4
+
+        outp = Path(out)
+        paths = [outp] if len(frames) == 1 else [outp.with_name(f"{outp.stem}_{i}{outp.suffix}") for i in range(len(frames))]
+        return [str(write_mp4(f, p, self.cfg.decode.fps)) for f, p in zip(frames, paths)]
+
 
 def run_query(store, cfg: RootConfig, fmri: str, subject: str, *, dataset: str | None = None,
               out: str | None = None, where: str | None = None) -> dict:
-    from cineneuron.decode.base import create_decoder
-    from cineneuron.decode.video_io import write_mp4
-
+    """`cn query`: the Reconstructor of `subject` on the fMRI file `fmri`."""
     if out and cfg.decode.decoder == "wan":
         from cineneuron.decode.wan_decoder import wan_config
 
-        wan_config(cfg.decode, store.dims["cond"])  # refuse bad frames/sizes before any model loads
-    rec = Reconstructor(store, cfg, subject, dataset)
-    x = rec.load(fmri)
-    names = [f"{Path(fmri).name}[{i}]" for i in range(len(x))]
-    preds = rec.predict(x)
-    results = rec.retrieve(preds, cfg.decode.top_k, where, names)
-    videos: list[str | None] = [None] * len(results)
-    if out:
-        decoder = create_decoder(cfg.decode, store=store, reconstructor=rec)
-        # The wan decoder fuses each query's fMRI embedding F (preds["F"]) with its memories.
-        frames = decoder.decode(store, results, preds=preds)
-        outp = Path(out)
-        for i, f in enumerate(frames):
-            p = outp if len(frames) == 1 else outp.with_name(f"{outp.stem}_{i}{outp.suffix or '.mp4'}")
-            videos[i] = str(write_mp4(f, p, cfg.decode.fps))
-    return {
-        "subject": rec.subject, "dataset": rec.dataset, "checkpoint": str(rec.checkpoint),
-        "store_version": store.version, "decoder": cfg.decode.decoder, "top_k": cfg.decode.top_k,
-        "where": pool_where(cfg, where),
-        "queries": [{**r.to_dict(), "video": v} for r, v in zip(results, videos)],
-    }
+        wan_config(cfg.decode, store.dims["cond"])  # refuse bad frames/sizes before the Brain Model loads
+    return Reconstructor(store, cfg, subject, dataset)(fmri, out=out, where=where)

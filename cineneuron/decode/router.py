@@ -48,7 +48,10 @@ def router_infonce(q: torch.Tensor, pool_mix: torch.Tensor, positive: torch.Tens
 def save_router(directory: Path, router: Router) -> None:
     from safetensors.torch import save_file
 
-    save_file({k: v.detach().cpu().contiguous() for k, v in router.state_dict().items()}, str(directory / ROUTER_FILE))
+    from cineneuron.atomic import atomic_write
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in router.state_dict().items()}
+    atomic_write(Path(directory) / ROUTER_FILE, lambda p: save_file(tensors, str(p)))
 
 
 def load_mom(directory: Path):

@@ -40,7 +40,7 @@ class WanDecoderConfig(BaseModel):
     model_dir: Path | None = None  # local diffusers-format Wan2.1 folder (transformer/, vae/, scheduler/)
     toy: bool = False  # random toy-size components instead of model_dir
     toy_text_dim: int = 32  # toy only: match the store's cond width
-    lora_dir: Path | None = None  # stage-2 LoRA saved by wan_train.save_lora
+    lora_dir: Path | None = None  # stage-2 LoRA saved by cineneuron.train.wan_lora.save_lora
     dataset: Literal["cc2017", "cinebrain"] = "cc2017"
     num_frames: int | None = None
     height: int | None = None
@@ -230,31 +230,6 @@ class WanDecoder:
         import numpy as np
 
         video = np.asarray(self.run(cond, negative, output_type="np"))  # (B, F, H, W, 3) in [0, 1]
+        from cineneuron.frames import to_uint8
+
         return [to_uint8(v) for v in video]
-
-
-def to_uint8(frames: "np.ndarray") -> "np.ndarray":
-    import numpy as np
-
-    frames = np.asarray(frames)
-    if frames.dtype == np.uint8:
-        return frames
-    return (np.clip(frames, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-
-
-def write_mp4(frames: "np.ndarray", path: str | Path, fps: float = 8.0) -> Path:
-    """Write (F, H, W, 3) frames (uint8, or floats in [0, 1]) as H.264 at their exact size."""
-    import imageio.v2 as imageio
-
-    frames = to_uint8(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise CNError(f"frames must be (F, H, W, 3), got {frames.shape}")
-    if frames.shape[1] % 2 or frames.shape[2] % 2:
-        raise CNError(f"H.264 needs even height and width, got {frames.shape[1]}x{frames.shape[2]}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # macro_block_size=1: otherwise imageio pads the size up to a multiple of 16
-    with imageio.get_writer(path, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1) as w:
-        for frame in frames:
-            w.append_data(frame)
-    return path

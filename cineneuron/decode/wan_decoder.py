@@ -114,8 +114,11 @@ def save_fusion(directory: Path, fusion: "MoMFusion") -> None:
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in fusion.state_dict().items()}, str(directory / FUSION_FILE))
-    (directory / FUSION_CONFIG).write_text(fusion.cfg.model_dump_json(indent=1))
+    from cineneuron.atomic import atomic_write, atomic_write_text
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in fusion.state_dict().items()}
+    atomic_write(Path(directory) / FUSION_FILE, lambda p: save_file(tensors, str(p)))
+    atomic_write_text(Path(directory) / FUSION_CONFIG, fusion.cfg.model_dump_json(indent=1))
 
 
 def load_fusion(directory: Path) -> "MoMFusion":
@@ -206,6 +209,19 @@ def empty_negative(store, guidance_scale: float) -> "np.ndarray | None":
     return decode_cond(blob, store.dims["cond"])[None].astype(np.float32)  # (1, L0, D_c)
 
 
+# The settings a Wan run was trained with that a query must repeat: the fusion learned from top_k
+# memories, and the LoRA from latents of this many frames at this size.
+RUN_SETTINGS = {"top_k": "top_k", "num_frames": "num_frames", "height": "height", "width": "width"}
+
+
+def check_run_settings(run: Path, meta: dict, decode_cfg) -> None:
+    """Refuse, in one line, decode settings other than the ones the stage-2 Wan run trained with."""
+    for key, field in RUN_SETTINGS.items():
+        if key in meta and getattr(decode_cfg, field) != meta[key]:
+            raise CNError(f"the stage-2 Wan run {run} was trained with decode.{field}={meta[key]}; this query asks for "
+                          f"{getattr(decode_cfg, field)}: use --set decode.{field}={meta[key]} or retrain with the new value")
+
+
 # ---------------------------------------------------------------- the decoder
 
 
@@ -247,6 +263,7 @@ class WanMoMDecoder:
                           f"(decode.wan_toy={str(bool(meta['toy'])).lower()}) or retrain: cn train --stage 2 --decoder wan")
         if meta.get("text_dim") not in (None, cond_dim):
             raise CNError(f"the stage-2 Wan run {run} has text_dim {meta['text_dim']}; this store's cond dim is {cond_dim}")
+        check_run_settings(run, meta, self.decode_cfg)
         rec = self.rec
         if rec is not None and Path(rec.checkpoint).resolve() != run.resolve():
             # The fusion was trained on F from the run's own Brain Model; F from another checkpoint still

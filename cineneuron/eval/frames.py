@@ -4,7 +4,7 @@ Frames are channel-last (T, H, W, 3): uint8 in [0, 255] or float in [0, 1]. Chan
 (T, 3, H, W) input is moved to channel-last. SSIM and PSNR are computed on floats in [0, 1]
 (data_range 1.0) at a stated resolution; when the reconstruction has another frame count than
 the ground truth, its frames are resampled to the ground truth's count by uniform nearest
-indices (`align_length`).
+indices (`cineneuron.frames.resample`).
 
 SSIM is scikit-image's `structural_similarity` with a Gaussian window (sigma 1.5, truncate
 3.5, so an 11×11 window), no sample-covariance correction (Wang et al. 2004), K1 0.01, K2 0.03,
@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from cineneuron.eval import as_numpy, summarize
+from cineneuron.frames import resample, to_thwc, to_uint8  # noqa: F401  (re-exported for the metrics)
 
 SSIM_SIGMA = 1.5
 # ITU-R BT.601 luma, the weights PIL's "L" mode and OpenCV's RGB2GRAY use
@@ -26,36 +27,12 @@ LUMA_601 = np.array([0.299, 0.587, 0.114])
 # ------------------------------------------------------------------ frame handling
 
 
-def to_thwc(frames) -> np.ndarray:
-    """(T, H, W, C) array from (T, H, W, C) or (T, C, H, W) input (C in 1, 3), any dtype."""
-    a = as_numpy(frames, None)
-    if a.ndim != 4:
-        raise ValueError(f"frames must be 4-D (T, H, W, 3); got shape {a.shape}")
-    if a.shape[-1] not in (1, 3) and a.shape[1] in (1, 3):
-        a = np.moveaxis(a, 1, -1)
-    return a
-
-
 def to_float01(frames) -> np.ndarray:
     """Float64 frames in [0, 1]: uint8 is divided by 255, floats are clipped to [0, 1]."""
     a = to_thwc(frames)
     if a.dtype == np.uint8:
         return a.astype(np.float64) / 255.0
     return np.clip(a.astype(np.float64), 0.0, 1.0)
-
-
-def to_uint8(frames) -> np.ndarray:
-    """Uint8 frames (T, H, W, C) from uint8 or [0, 1] floats."""
-    a = to_thwc(frames)
-    return a if a.dtype == np.uint8 else np.round(np.clip(a.astype(np.float64), 0, 1) * 255).astype(np.uint8)
-
-
-def align_length(frames: np.ndarray, t: int) -> np.ndarray:
-    """`t` frames picked at uniform nearest indices (the identity when the count already matches)."""
-    if len(frames) == t:
-        return frames
-    idx = np.round(np.linspace(0, len(frames) - 1, t)).astype(int)  # (t,)
-    return frames[idx]
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
@@ -81,7 +58,7 @@ def _pair(gt, recon, resolution, color) -> tuple[np.ndarray, np.ndarray, tuple[i
         raise ValueError("color must be 'rgb' or 'gray'")
     g, r = to_float01(gt), to_float01(recon)
     size = tuple(resolution) if resolution is not None else tuple(g.shape[1:3])
-    g, r = resize_frames(g, size), resize_frames(align_length(r, len(g)), size)
+    g, r = resize_frames(g, size), resize_frames(resample(r, len(g)), size)
     if color == "gray":
         g, r = to_gray(g), to_gray(r)
     return g, r, size

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from cineneuron.errors import CNError
-from cineneuron.eval.frames import align_length, to_float01
+from cineneuron.eval.frames import to_float01
+from cineneuron.frames import resample
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 HALF_MEAN, HALF_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
@@ -125,7 +126,7 @@ class VideoClassifier:
         at uniform nearest indices (VideoMAE-K400 takes 16)."""
         import torch
 
-        clips = [preprocess(align_length(to_float01(v), self.num_frames), self.spec) for v in videos]
+        clips = [preprocess(resample(to_float01(v), self.num_frames), self.spec) for v in videos]
         x = torch.stack(clips)  # (N, num_frames, 3, h, w)
         fn = lambda b: self.model(pixel_values=b.to(self.device)).logits.softmax(-1)  # noqa: E731
         return _batched(fn, x, batch_size)

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from cineneuron.eval import as_numpy, summarize
-from cineneuron.eval.frames import align_length, resize_frames, to_float01, to_uint8
+from cineneuron.eval.frames import resize_frames, to_float01
+from cineneuron.frames import resample, to_uint8
 
 TOP_FRACTION = 0.05  # VBench: mean of the top 5% flow magnitudes per pair
 THRESHOLD_PER_256 = 6.0  # VBench: 6 px at a short side of 256, scaled with the short side
@@ -72,7 +73,7 @@ def _prepare(gt, recon, resolution):
     """Both videos as [0, 1] floats at one resolution and the ground truth's frame count."""
     g, r = to_float01(gt), to_float01(recon)
     size = tuple(resolution) if resolution is not None else tuple(g.shape[1:3])
-    return resize_frames(g, size), resize_frames(align_length(r, len(g)), size), size
+    return resize_frames(g, size), resize_frames(resample(r, len(g)), size), size
 
 
 def epe_video(gt, recon, estimator=None, *, resolution=None) -> float:

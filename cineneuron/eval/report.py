@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cineneuron import __version__
+from cineneuron.atomic import atomic_path, atomic_write_text
 
 NOT_METRICS = ("notices", "dataset")
 SIMULATED = {"toy", "toyworld", "toy-world", "synthetic", "simulated", "sim", "simulator"}
@@ -207,7 +208,8 @@ def plot_metric_bars(path: Path, key: str, ours: dict, baselines: dict[str, dict
     ax.set_title(key, fontsize=10)
     ax.set_ylabel(ours.get("unit", "value"))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return path
 
@@ -222,7 +224,8 @@ def plot_rank_histogram(path: Path, key: str, ranks, pool: int | None) -> Path:
     ax.set_ylabel("queries")
     ax.set_title(f"{key}: ranks among {len(ranks)} items" + (f" (top-1 pool {pool})" if pool else ""), fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return path
 
@@ -232,11 +235,12 @@ def plot_rank_histogram(path: Path, key: str, ranks, pool: int | None) -> Path:
 
 def _tile(frames, t: int, size: tuple[int, int]) -> np.ndarray:
     """Frames as uint8 tiles (t, h, w, 3) at one size and frame count."""
-    from cineneuron.eval.frames import align_length, resize_frames, to_uint8
+    from cineneuron.eval.frames import resize_frames
+    from cineneuron.frames import resample, to_uint8
 
     u8 = to_uint8(frames)
     u8 = np.repeat(u8, 3, axis=-1) if u8.shape[-1] == 1 else u8
-    return resize_frames(align_length(u8, t), size)
+    return resize_frames(resample(u8, t), size)
 
 
 def _caption_strip(texts: list[str], widths: int, height: int, n_cols: int) -> np.ndarray:
@@ -257,9 +261,9 @@ def write_grid_video(path: Path, videos, *, tile: tuple[int, int] = (96, 96), fp
     videos: list of (gt, recon, memories, captions). gt/recon: (T, H, W, 3) frames; memories:
     list of such arrays (or None); captions: a string (under the ground truth) or a list, one
     per column. Every tile is resized to `tile` and resampled to the longest ground truth's
-    frame count. The frame is padded to multiples of 16 (what H.264 encoders want).
+    frame count. Written as H.264 yuv420p, which browsers play.
     """
-    import imageio.v2 as imageio
+    from cineneuron.frames import write_mp4
 
     t = max(len(v[0]) for v in videos)
     n_mem = min(max_memories, max(len(v[2] or []) for v in videos))
@@ -273,13 +277,7 @@ def write_grid_video(path: Path, videos, *, tile: tuple[int, int] = (96, 96), fp
         strip = np.broadcast_to(_caption_strip(texts, w, cap, cols), (t, cap, w * cols, 3))
         rows.append(np.concatenate([np.concatenate(tiles, axis=2), strip], axis=1))  # (t, h+cap, W, 3)
     grid = np.concatenate([np.broadcast_to(header, (t, cap, w * cols, 3))] + rows, axis=1)  # (t, H, W, 3)
-    ph, pw = -grid.shape[1] % 16, -grid.shape[2] % 16
-    grid = np.pad(grid, ((0, 0), (0, ph), (0, pw), (0, 0)))
-    with imageio.get_writer(str(path), fps=fps, codec="libx264", macro_block_size=16, quality=7,
-                            format="FFMPEG") as writer:
-        for frame in grid:
-            writer.append_data(np.ascontiguousarray(frame))
-    return path
+    return write_mp4(grid, path, fps)
 
 
 # ------------------------------------------------------------------ the report
@@ -321,6 +319,6 @@ def write_report(out_dir, results: dict, *, config: dict, store_version, checkpo
            "paper_comparison": rows, "notices": notices, "files": files}
     header = {"dataset": dataset, "store version": store_version, "checkpoint": checkpoint,
               "cineneuron": __version__, "created": created}
-    (out / "metrics.json").write_text(json.dumps(to_jsonable(doc), indent=2, allow_nan=False))
-    (out / "metrics.md").write_text(metrics_markdown(flat, base_flat, rows, header=header, notices=notices))
+    atomic_write_text(out / "metrics.json", json.dumps(to_jsonable(doc), indent=2, allow_nan=False))
+    atomic_write_text(out / "metrics.md", metrics_markdown(flat, base_flat, rows, header=header, notices=notices))
     return files

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cineneuron.atomic import atomic_path, atomic_write
 from cineneuron.config import RootConfig, load_config
 from cineneuron.store.scan import scan
 
@@ -103,32 +104,22 @@ def expansion_references(store, cfg, truth_rows: list[dict], k: int) -> tuple[fl
     return chance, ceiling
 
 
-def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: dict | None = None,
-             decoder: str = "replay", seed: int = 0) -> dict:
-    from cineneuron.brain.data import load_split
-    from cineneuron.train.stage1 import train_stage1
-    from cineneuron.train.stage2 import train_stage2
-    from cineneuron.eval.run import evaluate_subject
-    from cineneuron.ingest.clips import IngestOptions, ingest_clips
-    from cineneuron.ingest.fmri import ingest_subject
-    from cineneuron.decode.reconstruct import Reconstructor, run_query
-    from cineneuron.sources import get_source
-    from cineneuron.sources.synth import KINDS, generate
-    from cineneuron.store import Store
+class _Timer:
+    """Wall time per demo step, reported in the summary."""
 
-    bar = progress_factory or (lambda *a, **k: _NullBar())
-    t0 = time.perf_counter()
-    work = Path(work)
-    cfg = demo_config(work, overrides)
-    timings = {}
+    def __init__(self):
+        self.t0, self.s = time.perf_counter(), {}
 
-    def timed(name, fn):
+    def __call__(self, name, fn):
         t = time.perf_counter()
         out = fn()
-        timings[name] = round(time.perf_counter() - t, 1)
+        self.s[name] = round(time.perf_counter() - t, 1)
         return out
 
-    _step(log, f"1/7 simulating a world ({', '.join(HOLDOUT)} held out of training) and a clips-only world with them, in {work}")
+
+def _simulate(work: Path, seed: int, bar, timed) -> tuple[Path, Path]:
+    from cineneuron.sources.synth import KINDS, generate
+
     world, extra = work / "world", work / "world-extra"
     with bar("synth", "items") as p:
         timed("synth", lambda: generate(str(world), size="demo", subjects=1, seed=seed, holdout_kinds=HOLDOUT,
@@ -136,9 +127,14 @@ def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: d
     # Same frame size and rate as the first world, so only the content differs.
     timed("synth_extra", lambda: generate(str(extra), size="demo", clips=150, subjects=0, seed=seed + 1,
                                           kinds=[k for k in KINDS if k in EXTRA_KINDS]))
-    _step(log, "2/7 creating the store (classic preset) and ingesting clips + fMRI")
-    store = Store.create(cfg.store.uri, "classic")
-    opts = IngestOptions(batch_size=cfg.encoders.batch_size, backend=cfg.encoders.video_backend)
+    return world, extra
+
+
+def _ingest_world(store, cfg: RootConfig, world: Path, opts, log, bar, timed) -> dict:
+    from cineneuron.ingest.clips import ingest_clips
+    from cineneuron.ingest.fmri import ingest_subject
+    from cineneuron.sources import get_source
+
     with bar("ingest", "clips") as p:
         rep = timed("ingest", lambda: ingest_clips(store, get_source("synth")(str(world)), opts, progress=p))
     log(rep.summary())
@@ -147,31 +143,31 @@ def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: d
     mask_truth = mask_against_truth(store.subject_mask("synth", "1"), world / "truth" / "subject1.npz")
     log(f"[demo] reliability mask vs the simulator's responsive voxels: precision {mask_truth['precision']:.3f}, "
         f"recall {mask_truth['recall']:.3f} ({mask_truth['kept']} kept, {mask_truth['responsive']} responsive)")
+    return mask_truth
 
-    _step(log, "3/7 stage 1: Brain Model from the store")
-    with bar("stage 1", "steps") as p:
-        s1 = timed("stage1", lambda: train_stage1(store, cfg, "1", progress=p))
-    _step(log, "4/7 stage 2: the MoM router")
-    with bar("stage 2", "steps") as p:
-        timed("stage2", lambda: train_stage2(store, cfg, "1", progress=p))
-    if decoder == "wan":
-        from cineneuron.train.stage2_wan import train_stage2_wan
 
-        log("[demo] Wan at toy size with random weights: its videos are noise, not reconstructions")
-        wcfg = cfg.model_copy(update={"decode": cfg.decode.model_copy(update={"decoder": "wan", "wan_toy": True, "num_frames": 9, "height": 32, "width": 32, "steps": 2})})
-        timed("stage2_wan", lambda: train_stage2_wan(store, wcfg, "1"))
-        sample = work / "wan_query.npy"
-        first = load_split(store, "synth", "1", "test", where="repeat = -1")
-        np.save(sample, first["voxels"][:1])
-        out = run_query(store, wcfg, str(sample), "1", out=str(work / "report" / "wan_toy_sample.mp4"))
-        log(f"[demo] Wan (toy weights, noise) wrote {out['queries'][0]['video']}: 9 frames at 32x32")
+def _wan_toy_sample(store, cfg: RootConfig, work: Path, log, timed) -> None:
+    from cineneuron.brain.data import load_split
+    from cineneuron.decode.reconstruct import run_query
+    from cineneuron.train.stage2_wan import train_stage2_wan
 
-    _step(log, "5/7 evaluation on the test set (report folder)")
-    report_dir = work / "report"
-    with bar("eval", "stages") as p:
-        ev = timed("eval", lambda: evaluate_subject(store, cfg, "1", out_dir=str(report_dir), progress=p))
+    log("[demo] Wan at toy size with random weights: its videos are noise, not reconstructions")
+    wcfg = cfg.model_copy(update={"decode": cfg.decode.model_copy(update={"decoder": "wan", "wan_toy": True, "num_frames": 9, "height": 32, "width": 32, "steps": 2})})
+    timed("stage2_wan", lambda: train_stage2_wan(store, wcfg, "1"))
+    sample = work / "wan_query.npy"
+    first = load_split(store, "synth", "1", "test", where="repeat = -1")
+    atomic_write(sample, lambda p: np.save(p, first["voxels"][:1]))
+    out = run_query(store, wcfg, str(sample), "1", out=str(work / "report" / "wan_toy_sample.mp4"))
+    log(f"[demo] Wan (toy weights, noise) wrote {out['queries'][0]['video']}: 9 frames at 32x32")
 
-    _step(log, f"6/7 memory expansion: ingest {EXTRA_SOURCE} (clips only), no training step")
+
+def _expansion(store, cfg: RootConfig, extra: Path, opts, log, timed) -> tuple[dict, dict, dict]:
+    """Held-out categories before and after the clips-only world joins the pool (no training)."""
+    from cineneuron.brain.data import load_split
+    from cineneuron.decode.reconstruct import Reconstructor
+    from cineneuron.ingest.clips import ingest_clips
+    from cineneuron.sources import get_source
+
     rec = Reconstructor(store, cfg, "1")
     test = load_split(store, rec.dataset, "1", "test", where="repeat = -1")
     preds = rec.predict(test["voxels"])
@@ -182,18 +178,82 @@ def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: d
     log(rep2.summary())
     after = {m: memory_expansion(rec, test, preds, truth, k, w) for m, w in EXPANSION_MODES.items()}
     after["chance"], after["ceiling"] = expansion_references(store, cfg, truth, k)
+    return before, after, test
 
+
+QUERY_FILE = "query_subject1.npy"  # a few test samples, so `cn query` has something to read
+
+
+def write_example_query(work: Path, test: dict, n: int = 3) -> Path:
+    """Save the first n averaged test samples of subject 1 for the next commands to query with."""
+    path = work / QUERY_FILE
+    atomic_write(path, lambda p: np.save(p, np.asarray(test["voxels"][:n], dtype=np.float32)))  # (n, n_tr, V)
+    return path
+
+
+def next_steps(work: Path, query: Path) -> str:
+    store = work / "store"
+    return "\n".join([
+        "[demo] next: query the trained subject with test samples it never trained on",
+        f"  cn query --fmri {query} --subject 1 --store {store} --out x.mp4",
+        f"  cn query --fmri {query} --subject 1 --store {store} --where \"source = 'synth-extra'\" --json",
+        "  or from Python:",
+        f"    import cineneuron as cn",
+        f"    rec = cn.Reconstructor.from_store('{store}', subject='1')",
+        f"    out = rec(np.load('{query}'), out='x.mp4')   # memories and videos per sample",
+    ])
+
+
+def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: dict | None = None,
+             decoder: str = "replay", seed: int = 0) -> dict:
+    from cineneuron.eval.run import evaluate_subject
+    from cineneuron.ingest.clips import IngestOptions
+    from cineneuron.store import Store
+    from cineneuron.train.stage1 import train_stage1
+    from cineneuron.train.stage2 import train_stage2
+
+    bar = progress_factory or (lambda *a, **k: _NullBar())
+    work = Path(work)
+    cfg = demo_config(work, overrides)
+    timed = _Timer()
+    _step(log, f"1/7 simulating a world ({', '.join(HOLDOUT)} held out of training) and a clips-only world with them, in {work}")
+    world, extra = _simulate(work, seed, bar, timed)
+    _step(log, "2/7 creating the store (classic preset) and ingesting clips + fMRI")
+    store = Store.from_config(cfg.store, create_preset="classic")
+    opts = IngestOptions(batch_size=cfg.encoders.batch_size, backend=cfg.encoders.video_backend)
+    mask_truth = _ingest_world(store, cfg, world, opts, log, bar, timed)
+    _step(log, "3/7 stage 1: Brain Model from the store")
+    with bar("stage 1", "steps") as p:
+        s1 = timed("stage1", lambda: train_stage1(store, cfg, "1", progress=p))
+    _step(log, "4/7 stage 2: the MoM router")
+    with bar("stage 2", "steps") as p:
+        timed("stage2", lambda: train_stage2(store, cfg, "1", progress=p))
+    if decoder == "wan":
+        _wan_toy_sample(store, cfg, work, log, timed)
+    _step(log, "5/7 evaluation on the test set (report folder)")
+    report_dir = work / "report"
+    with bar("eval", "stages") as p:
+        ev = timed("eval", lambda: evaluate_subject(store, cfg, "1", out_dir=str(report_dir), progress=p))
+    _step(log, f"6/7 memory expansion: ingest {EXTRA_SOURCE} (clips only), no training step")
+    before, after, test = _expansion(store, cfg, extra, opts, log, timed)
     _step(log, "7/7 summary")
     summary = summarize(s1, ev, before, after, cfg.decode.top_k)
     summary["voxel_mask_vs_truth"] = mask_truth
-    summary["timings_s"] = {**timings, "total": round(time.perf_counter() - t0, 1)}
-    (report_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2))
+    summary["timings_s"] = {**timed.s, "total": round(time.perf_counter() - timed.t0, 1)}
+    write_summary(summary, report_dir, log)
+    log(f"[demo] report: {report_dir}  (store: {cfg.store.uri})")
+    log(next_steps(work, write_example_query(work, test)))
+    return summary
+
+
+def write_summary(summary: dict, report_dir: Path, log) -> None:
+    from cineneuron.atomic import atomic_write_text
+
+    atomic_write_text(report_dir / "demo_summary.json", json.dumps(summary, indent=2))
     table = summary_table(summary)
-    (report_dir / "demo_summary.md").write_text(table + "\n")
+    atomic_write_text(report_dir / "demo_summary.md", table + "\n")
     plot_summary(summary, report_dir / "plots" / "demo_summary.png")
     log(table)
-    log(f"[demo] report: {report_dir}  (store: {cfg.store.uri})")
-    return summary
 
 
 def summarize(s1, ev, before: dict, after: dict, k: int) -> dict:
@@ -268,7 +328,8 @@ def plot_summary(s: dict, path: Path) -> None:
     ax.set_title("CineNeuron demo on the simulated world")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 

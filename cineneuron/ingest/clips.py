@@ -73,7 +73,9 @@ class IngestReport:
 def _jpeg(frames: np.ndarray, n: int) -> list[bytes]:
     from PIL import Image
 
-    idx = np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int)
+    from cineneuron.frames import resample_indices
+
+    idx = resample_indices(len(frames), min(n, len(frames)))
     out = []
     for f in frames[idx]:
         buf = io.BytesIO()

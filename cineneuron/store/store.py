@@ -97,6 +97,17 @@ class Store(FmriTables):
         cat.record_preset(preset.name, preset.fingerprint(), preset.model_dump(), preset.dims())
         return cls(uri, db, preset, cat, **search_opts)
 
+    @classmethod
+    def from_config(cls, cfg, *, create_preset: str | Preset | None = None) -> "Store":
+        """Open (or, with `create_preset`, create) the store a `StoreConfig` describes, with all
+        its search settings: the one way the CLI, the demo and notebooks open a store."""
+        opts = {"storage_options": cfg.storage_options or None, "catalog_dir": cfg.catalog_dir,
+                "ann_threshold": cfg.ann_threshold, "index_type": cfg.index_type, "nprobes": cfg.nprobes,
+                "refine_factor": cfg.refine_factor, "ef": cfg.ef, "ivf_partitions": cfg.ivf_partitions}
+        if create_preset is not None:
+            return cls.create(cfg.uri, create_preset, **opts)
+        return cls.open(cfg.uri, **opts)
+
     # --- self-description ------------------------------------------------------------------
     @property
     def dims(self) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Stage-1 trainer core: AdamW + OneCycleLR over batches from an abstract data source.
+"""The training loop both stages share: AdamW + OneCycleLR over batches from a data source.
 
 The data source is a callable `train_batches(epoch) -> Iterable[dict]`; each batch holds
 
@@ -21,59 +21,55 @@ training run, and resume from a step equals the uninterrupted run (to fp toleran
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cineneuron.brain.losses import LossWeights, stage1_loss
 from cineneuron.brain.model import BrainModel, load_state, save_state
+from cineneuron.config import TrainConfig
 from cineneuron.errors import CNError
 
 STATE_NAME = "trainer_state"
 
 
-class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass(frozen=True)
+class Schedule:
+    """How long a run is and when it validates and checkpoints, in optimizer steps (0: only at the end)."""
 
-    lr: float = Field(3e-4, gt=0, description="peak learning rate of the OneCycle schedule")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (matrices only)")
-    steps: int = Field(8000, gt=0, description="optimizer steps (used when epochs is not set)")
-    epochs: int | None = Field(None, gt=0, description="train this many epochs instead of `steps`")
-    steps_per_epoch: int | None = Field(None, gt=0, description="batches per epoch; needed with `epochs`")
-    batch_size: int = Field(144, gt=0, description="samples per batch (read by the data source)")
-    pct_start: float = Field(0.3, gt=0, lt=1, description="share of the steps spent warming up")
-    temperature: float = Field(0.07, gt=0)
-    lambda_act: float = Field(0.1, ge=0, description="weight of the action InfoNCE (paper 0.1)")
-    lambda_cls: float = Field(10.0, ge=0, description="weight of the category loss, BCE + focal (paper 10)")
-    use_action: bool = True
-    use_cls: bool = True
-    focal_gamma: float = Field(2.0, ge=0)
-    focal_alpha: float | None = Field(None, ge=0, le=1)
-    grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; None: no clipping")
-    seed: int = 0
-    device: str = Field("auto", description="'auto' (cuda when present), 'cpu', 'cuda', 'cuda:1'")
-    amp: bool = Field(True, description="mixed precision; only ever used on CUDA")
-    val_every: int = Field(0, ge=0, description="call val_fn every N steps (0: only at the end)")
-    checkpoint_every: int = Field(0, ge=0, description="call the checkpoint hook every N steps (0: only at the end)")
+    total_steps: int
+    val_every: int = 0
+    checkpoint_every: int = 0
 
-    @model_validator(mode="after")
-    def _epochs_need_length(self):
-        if self.epochs is not None and self.steps_per_epoch is None:
-            raise ValueError("`epochs` needs `steps_per_epoch` (batches per epoch); or give `steps` instead")
-        return self
+    @classmethod
+    def from_epochs(cls, train: TrainConfig, steps_per_epoch: int, epochs: int | None = None) -> Schedule:
+        """`epochs` (default `train.epochs`) passes of `steps_per_epoch`; validation and checkpoints
+        every `train.val_every` / `train.checkpoint_every` epochs."""
+        if steps_per_epoch < 1:
+            raise CNError("the training data gives no full batch; lower train.batch_size or ingest more samples")
+        return cls((epochs or train.epochs) * steps_per_epoch, steps_per_epoch * train.val_every,
+                   steps_per_epoch * train.checkpoint_every)
 
-    @property
-    def total_steps(self) -> int:
-        return self.steps if self.epochs is None else self.epochs * self.steps_per_epoch
 
-    def loss_weights(self) -> LossWeights:
-        return LossWeights(
-            temperature=self.temperature, lambda_act=self.lambda_act, lambda_cls=self.lambda_cls,
-            use_action=self.use_action, use_cls=self.use_cls,
-            focal_gamma=self.focal_gamma, focal_alpha=self.focal_alpha,
-        )
+def loss_weights(train: TrainConfig) -> LossWeights:
+    """The stage-1 loss weights of the root config's train section."""
+    return LossWeights(temperature=train.temperature, lambda_act=train.lambda_act, lambda_cls=train.lambda_cls,
+                       use_action=train.use_action, use_cls=train.use_cls,
+                       focal_gamma=train.focal_gamma, focal_alpha=train.focal_alpha)
+
+
+def stage2_optimizer(model: torch.nn.Module, router: torch.nn.Module, train: TrainConfig, total_steps: int,
+                     others: list | None = None):
+    """AdamW + OneCycle for both stage 2s: the Brain Model (and `others`: fusion, LoRA) at
+    `train.stage2_lr`, the router at `router_lr_mult` times it without decay. The router starts
+    at uniform weights and is tiny, so it needs the larger step (NOTES: stage 2)."""
+    lr = train.stage2_lr
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad] + list(others or [])},
+              {"params": list(router.parameters()), "lr": lr * train.router_lr_mult, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=train.weight_decay)
+    return opt, one_cycle(opt, [lr, lr * train.router_lr_mult], total_steps, train.pct_start)
 
 
 def one_cycle(optimizer, lr: float | list[float], total_steps: int, pct_start: float):
@@ -86,11 +82,12 @@ def one_cycle(optimizer, lr: float | list[float], total_steps: int, pct_start: f
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=pct)
 
 
-def optimizer_step(loss: torch.Tensor, optimizer, scheduler, params, max_norm: float = 1.0) -> None:
+def optimizer_step(loss: torch.Tensor, optimizer, scheduler, params, max_norm: float | None = 1.0) -> None:
     """Backward, clip, step and schedule: the loop body the stage-2 trainers share."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    if max_norm is not None:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
     optimizer.step()
     scheduler.step()
 
@@ -114,15 +111,18 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 class Stage1Trainer:
-    def __init__(self, model: BrainModel, cfg: TrainConfig):
-        self.cfg = cfg
+    """The stage-1 loop. `cfg` is the root config's train section (`cineneuron.config.TrainConfig`);
+    `schedule` says how many steps and when to validate and checkpoint."""
+
+    def __init__(self, model: BrainModel, cfg: TrainConfig, schedule: Schedule):
+        self.cfg, self.schedule = cfg, schedule
         self.device = resolve_device(cfg.device)
         self.model = model.to(self.device)
-        self.weights = cfg.loss_weights()
+        self.weights = loss_weights(cfg)
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
         self.optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, foreach=True)
-        self.scheduler = one_cycle(self.optimizer, cfg.lr, cfg.total_steps, cfg.pct_start)
+        self.scheduler = one_cycle(self.optimizer, cfg.lr, schedule.total_steps, cfg.pct_start)
         # A loss scaler only for float16; bfloat16 has float32's range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
         self.step = 0  # optimizer steps done
@@ -220,7 +220,7 @@ class Stage1Trainer:
         the end (in eval mode, no grad); checkpoint(trainer) every `checkpoint_every` steps and at
         the end. Returns {"step", "epoch", "train": last step's metrics, "val": last val metrics}.
         """
-        stop = self.cfg.total_steps if max_steps is None else min(max_steps, self.cfg.total_steps)
+        stop = self.schedule.total_steps if max_steps is None else min(max_steps, self.schedule.total_steps)
         metrics: dict = {}
         while self.step < stop:
             yielded = 0
@@ -232,9 +232,9 @@ class Stage1Trainer:
                 self.batch_in_epoch = i + 1
                 if progress:
                     progress(metrics)
-                if val_fn and self.cfg.val_every and self.step % self.cfg.val_every == 0 and self.step < stop:
+                if val_fn and self.schedule.val_every and self.step % self.schedule.val_every == 0 and self.step < stop:
                     self._validate(val_fn)
-                if checkpoint and self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0 and self.step < stop:
+                if checkpoint and self.schedule.checkpoint_every and self.step % self.schedule.checkpoint_every == 0 and self.step < stop:
                     checkpoint(self)
                 if self.step >= stop:
                     break
@@ -260,16 +260,18 @@ class Stage1Trainer:
             "step": self.step,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
-            "total_steps": self.cfg.total_steps,
+            "total_steps": self.schedule.total_steps,
             "config": self.cfg.model_dump(mode="json"),
+            "schedule": {"total_steps": self.schedule.total_steps, "val_every": self.schedule.val_every,
+                         "checkpoint_every": self.schedule.checkpoint_every},
         }
 
     def load_state(self, state: dict | str | Path) -> None:
         """Restore a `state_dict()` (or one saved with `save_state(dir)`). Load the model weights first."""
         if not isinstance(state, dict):
             state = load_state(state, STATE_NAME)
-        if state["total_steps"] != self.cfg.total_steps:
-            raise CNError(f"the saved run has {state['total_steps']} steps in all, this config {self.cfg.total_steps}; resume with the same steps/epochs")
+        if state["total_steps"] != self.schedule.total_steps:
+            raise CNError(f"the saved run has {state['total_steps']} steps in all, this config {self.schedule.total_steps}; resume with the same steps/epochs")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state["scaler"]:

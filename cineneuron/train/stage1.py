@@ -15,6 +15,7 @@ import numpy as np
 
 from cineneuron.brain.data import StoreBatches, load_split, load_targets, router_fold, sample_clip_ids
 from cineneuron.eval.brain import evaluate
+from cineneuron.atomic import atomic_write_text
 from cineneuron.config import RootConfig, save_config
 from cineneuron.errors import CNError
 from cineneuron.store.runs import check_compatible, checkpoint_extra, resolve_dataset, run_dir
@@ -45,20 +46,6 @@ def brain_config(store, cfg: RootConfig, subject: str, n_tr: int, n_voxels: int)
         transformer=tcfg, dropout=b.dropout)
 
 
-def trainer_config(cfg: RootConfig, steps_per_epoch: int, epochs: int | None = None, lr: float | None = None):
-    from cineneuron.train.loop import TrainConfig
-
-    t = cfg.train
-    every = steps_per_epoch * t.val_every
-    ckpt = steps_per_epoch * t.checkpoint_every
-    return TrainConfig(
-        lr=lr or t.lr, weight_decay=t.weight_decay, epochs=epochs or t.epochs, steps_per_epoch=steps_per_epoch,
-        batch_size=t.batch_size, pct_start=t.pct_start, temperature=t.temperature, lambda_act=t.lambda_act,
-        lambda_cls=t.lambda_cls, use_action=t.use_action, use_cls=t.use_cls, focal_gamma=t.focal_gamma,
-        focal_alpha=t.focal_alpha, seed=t.seed, device=t.device, val_every=every,
-        checkpoint_every=ckpt)
-
-
 def test_targets(targets, clip_ids: list[str]) -> dict[str, np.ndarray]:
     from cineneuron.store.rows import pooled_image
 
@@ -86,7 +73,7 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     import torch
 
     from cineneuron.brain.model import create_brain_model, load_checkpoint, save_checkpoint
-    from cineneuron.train.loop import Stage1Trainer
+    from cineneuron.train.loop import Schedule, Stage1Trainer
 
     t0 = time.perf_counter()
     subject = str(subject)
@@ -110,7 +97,7 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     else:
         mcfg = brain_config(store, cfg, subject, sub.n_tr, sub.n_voxels)
         model = create_brain_model(mcfg, seed=cfg.train.seed)
-    trainer = Stage1Trainer(model, trainer_config(cfg, steps_per_epoch))
+    trainer = Stage1Trainer(model, cfg.train, Schedule.from_epochs(cfg.train, steps_per_epoch))
     if resume and (out / "trainer_state.json").exists():
         trainer.load_state(out)
 
@@ -140,14 +127,14 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
         if progress:
             val = trainer.val_metrics or {}
             info = f"loss {m['loss']:.3f}" + (f" | val img fwd {val['img_forward']:.3f}" if "img_forward" in val else "")
-            progress(1, trainer.cfg.total_steps, info)
+            progress(1, trainer.schedule.total_steps, info)
 
     if progress:
-        progress(trainer.step, trainer.cfg.total_steps)
+        progress(trainer.step, trainer.schedule.total_steps)
     t_train = time.perf_counter()
     res = trainer.fit(batches, val_fn=val_fn, progress=on_step, checkpoint=save)
     train_s = time.perf_counter() - t_train
-    (out / "val_history.json").write_text(json.dumps(history, indent=1))
+    atomic_write_text(out / "val_history.json", json.dumps(history, indent=1))
     metrics = dict(res["val"])
     metrics.update({f"train_{k}": v for k, v in res["train"].items() if isinstance(v, float)})
     ridge = {}

@@ -39,8 +39,7 @@ class Stage2Result:
 def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, progress=None) -> Stage2Result:
     from cineneuron.brain.losses import stage1_loss
     from cineneuron.brain.model import save_checkpoint
-    from cineneuron.train.stage1 import trainer_config
-    from cineneuron.train.loop import one_cycle, optimizer_step
+    from cineneuron.train.loop import Schedule, loss_weights, optimizer_step, stage2_optimizer
 
     t0 = time.perf_counter()
     subject = str(subject)
@@ -59,21 +58,17 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
                            exclude=fold)
     fold_batches = forever(StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size,
                                          seed=cfg.train.seed + 2, only=fold)) if fold else None
-    tc = trainer_config(cfg, batches.n_batches(0), epochs=cfg.train.stage2_epochs, lr=cfg.train.stage2_lr)
-    weights = tc.loss_weights()
+    sched_ = Schedule.from_epochs(cfg.train, batches.n_batches(0), epochs=cfg.train.stage2_epochs)
+    weights = loss_weights(cfg.train)
     torch.manual_seed(cfg.train.seed)
     model.train()
     router.train()
     params = list(model.parameters()) + list(router.parameters())
-    # The router starts at uniform weights and is tiny: it gets a larger step than the backbone.
-    opt = torch.optim.AdamW([{"params": list(model.parameters())},
-                             {"params": list(router.parameters()), "lr": tc.lr * 10, "weight_decay": 0.0}],
-                            lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = one_cycle(opt, [tc.lr, tc.lr * 10], tc.total_steps, tc.pct_start)
+    opt, sched = stage2_optimizer(model, router, cfg.train, sched_.total_steps)
     step, last = 0, {}
     if progress:
-        progress(0, tc.total_steps)
-    for epoch in range(tc.epochs):
+        progress(0, sched_.total_steps)
+    for epoch in range(cfg.train.stage2_epochs):
         for batch in batches(epoch):
             out = model(batch["voxels"], subject)
             tgt = {"img": model.pool_image_targets(batch["img_frames"]), "txt": batch["txt"],
@@ -91,12 +86,12 @@ def train_stage2(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
                 l_fit = router_infonce(q, pool, batch["clip_row"], cfg.train.temperature)
                 l_router = fold_router_loss(model, router, next(fold_batches), subject, pool, cfg.train.temperature)
                 loss = losses["loss"] + cfg.train.lambda_router * (l_fit + l_router)
-            optimizer_step(loss, opt, sched, params)
+            optimizer_step(loss, opt, sched, params, cfg.train.grad_clip)
             step += 1
             last = {"loss": loss.item(), "router": l_router.item(), "w_spread": w.detach().std(0).mean().item(),
                     "router_fold_clips": len(fold)}
             if progress:
-                progress(1, tc.total_steps, f"loss {last['loss']:.3f} router {last['router']:.3f}")
+                progress(1, sched_.total_steps, f"loss {last['loss']:.3f} router {last['router']:.3f}")
     out_dir = run_dir(store, dataset, subject, 2, cfg.train.runs_dir)
     model.eval()
     save_checkpoint(out_dir, model, mcfg, checkpoint_extra(store, dataset, subject, stage=2, step=step))

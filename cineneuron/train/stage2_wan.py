@@ -7,7 +7,7 @@ Per batch:
     top-k img / act sets -> MoMFusion -> C -> Wan DiT (+ LoRA) -> flow-matching loss on the clip's
     cached VAE latents
     loss = flow matching + stage-1 losses + lambda_router * router InfoNCE
-    (the router's own gradient comes from its held-out fold, `train.router_holdout`; see decode/stage2.py)
+    (the router's own gradient comes from its held-out fold, `train.router_holdout`; see train/stage2.py)
 
 The base DiT and the VAE are frozen; the Brain Model (backbone and heads), router, fusion and LoRA
 learn. Ground-truth latents are computed once per (clip, frames, size, VAE config) and kept in the
@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cineneuron.atomic import atomic_write_text
 from cineneuron.config import RootConfig, save_config
 from cineneuron.train import wan_lora as wt
 from cineneuron.decode.wan_decoder import LORA_DIR, TOY_NOTICE, WAN_META, fresh_fusion, fuse, save_fusion, wan_config, wan_run_dir
@@ -52,7 +53,9 @@ def fit_frames(video: np.ndarray, n: int, height: int, width: int, src_aspect: f
     """
     from PIL import Image
 
-    idx = np.linspace(0, len(video) - 1, n).round().astype(int)  # (n,)
+    from cineneuron.frames import resample_indices
+
+    idx = resample_indices(len(video), n)  # (n,)
     h, w = video.shape[1:3]
     r = src_aspect if src_aspect else w / h
     a = width / height
@@ -202,7 +205,7 @@ class WanStage2:
     cache: LatentCache
     latents: dict  # cache_latents() report
     device: str = "cpu"
-    fold: frozenset = frozenset()  # the router's held-out training clips (see decode/stage2.py)
+    fold: frozenset = frozenset()  # the router's held-out training clips (see train/stage2.py)
 
     @property
     def transformer(self):
@@ -321,17 +324,17 @@ def save_run(parts: WanStage2, out_dir: Path, step: int, last: dict) -> None:
     save_config(cfg, out_dir)
     meta = {"toy": w.toy, "model_dir": str(w.model_dir) if w.model_dir else None, "text_dim": store.dims["cond"],
             "num_frames": w.num_frames, "height": w.height, "width": w.width, "text_len": w.text_len,
+            "top_k": cfg.decode.top_k,  # the fusion learned from exactly this many memories
             "latent_key": parts.cache.key, "lora": {"r": cfg.decode.wan_lora_rank, "alpha": cfg.decode.wan_lora_alpha},
             "source_checkpoint": str(parts.source_checkpoint), "latents": {k: v for k, v in parts.latents.items() if k != "failed"},
             "failed_clips": parts.latents["failed"], "last": last}
-    (out_dir / WAN_META).write_text(json.dumps(meta, indent=1))
+    atomic_write_text(out_dir / WAN_META, json.dumps(meta, indent=1))
 
 
 def train_stage2_wan(store, cfg: RootConfig, subject: str, dataset: str | None = None, progress=None) -> dict:
     """Stage 2 with the Wan generator; returns {"run_dir", "seconds", "steps", "last", "latents"[, "notice"]}."""
     from cineneuron.brain.data import StoreBatches
-    from cineneuron.train.stage1 import trainer_config
-    from cineneuron.train.loop import optimizer_step
+    from cineneuron.train.loop import Schedule, loss_weights, optimizer_step, stage2_optimizer
     from cineneuron.train.loop import forever
 
     t0 = time.perf_counter()
@@ -340,26 +343,28 @@ def train_stage2_wan(store, cfg: RootConfig, subject: str, dataset: str | None =
                            seed=cfg.train.seed + 1, exclude=parts.fold)
     fold_batches = forever(StoreBatches(store, parts.dataset, parts.subject, parts.targets, seed=cfg.train.seed + 2,
                                          batch_size=cfg.train.batch_size, only=set(parts.fold))) if parts.fold else None
-    tc = trainer_config(cfg, batches.n_batches(0), epochs=cfg.train.stage2_epochs, lr=cfg.train.stage2_lr)
-    weights = tc.loss_weights()
+    sched_ = Schedule.from_epochs(cfg.train, batches.n_batches(0), epochs=cfg.train.stage2_epochs)
+    weights = loss_weights(cfg.train)
     torch.manual_seed(cfg.train.seed)
     gen = torch.Generator().manual_seed(cfg.train.seed)  # timesteps and noise of the flow-matching loss
-    params = parts.parameters()
-    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.total_steps, pct_start=tc.pct_start)
+    params = parts.parameters()  # refuses a DiT whose base weights learn
+    # The same optimiser as the replay stage 2 (router at router_lr_mult), with LoRA and fusion
+    # learning at the Brain Model's rate.
+    others = wt.lora_parameters(parts.transformer) + list(parts.fusion.parameters())
+    opt, sched = stage2_optimizer(parts.model, parts.router, cfg.train, sched_.total_steps, others)
     parts.train()
     step, last = 0, {}
     if progress:
-        progress(0, tc.total_steps)
-    for epoch in range(tc.epochs):
+        progress(0, sched_.total_steps)
+    for epoch in range(cfg.train.stage2_epochs):
         for batch in batches(epoch):
-            if step >= tc.total_steps:  # OneCycle cannot step past its total
+            if step >= sched_.total_steps:  # OneCycle cannot step past its total
                 break
             loss, last = parts.loss(batch, weights, gen, next(fold_batches) if fold_batches else None)
-            optimizer_step(loss, opt, sched, params)
+            optimizer_step(loss, opt, sched, params, cfg.train.grad_clip)
             step += 1
             if progress:
-                progress(1, tc.total_steps, f"loss {last['loss']:.3f} flow {last['flow']:.3f}")
+                progress(1, sched_.total_steps, f"loss {last['loss']:.3f} flow {last['flow']:.3f}")
     out_dir = wan_run_dir(store, parts.dataset, parts.subject, cfg.train.runs_dir)
     save_run(parts, out_dir, step, last)
     store.catalog.add_run(stage=2, subject=parts.subject, dataset=parts.dataset, config=cfg.model_dump(),

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cineneuron.atomic import atomic_write_text
 from cineneuron.decode.lora import LORA_SIDECAR, LORA_WEIGHTS, load_lora  # noqa: F401  (the saved layout)
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # self- and cross-attention of every block
@@ -173,5 +174,5 @@ def save_lora(directory: str | Path, transformer: nn.Module, adapter_name: str =
         transformer_lora_adapter_metadata=meta,
         safe_serialization=True,
     )
-    (directory / LORA_SIDECAR).write_text(json.dumps(_json_ready(meta), indent=1, default=str))
+    atomic_write_text(directory / LORA_SIDECAR, json.dumps(_json_ready(meta), indent=1, default=str))
     return directory / LORA_WEIGHTS

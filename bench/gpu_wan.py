@@ -87,14 +87,32 @@ def _peak_gib(device: str, reset: bool = False) -> float | None:
     return round(torch.cuda.max_memory_allocated() / 1024**3, 2)
 
 
+def _generate(args, cfg, pipe, fusion, inputs, d_c: int, device: str) -> dict:
+    """One generation from the fused conditioning; the negative is a zero stand-in for the empty prompt."""
+    import torch
+
+    from cineneuron.decode.wan import WanDecoder
+    from cineneuron.frames import write_mp4
+
+    fmri, img, act, t_star, mask = inputs
+    dec = WanDecoder(cfg, pipeline=pipe)
+    with torch.no_grad():
+        cond = fusion(fmri[:1], img[:1], act[:1], t_star[:1, :20], mask[:1, :20])  # (1, 20, D_c)
+    _peak_gib(device, reset=True)
+    t0 = _timer(device)()
+    clips = dec.generate(cond, negative=torch.zeros(1, 1, d_c))
+    out = {"generate_s_per_clip": round(_timer(device)() - t0, 1), "generate_peak_gib": _peak_gib(device)}
+    out["mp4"] = str(write_mp4(clips[0], args.out, fps=args.fps))
+    return out
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     import torch
 
     from cineneuron.train import wan_lora as wt
     from cineneuron.decode.fusion import FusionConfig, MoMFusion, pad_tokens
-    from cineneuron.decode.wan import WanDecoder, WanDecoderConfig, check_inputs, pad_text
-    from cineneuron.frames import write_mp4
+    from cineneuron.decode.wan import WanDecoderConfig, check_inputs, pad_text
     from cineneuron.errors import CNError
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -163,16 +181,7 @@ def main(argv=None) -> None:
     if device == "cuda":
         torch.cuda.empty_cache()
 
-    # one generation from the fused conditioning; the negative is a zero stand-in for the empty prompt
-    dec = WanDecoder(cfg, pipeline=pipe)
-    with torch.no_grad():
-        cond = fusion(fmri[:1], img[:1], act[:1], t_star[:1, :20], mask[:1, :20])  # (1, 20, D_c)
-    _peak_gib(device, reset=True)
-    t0 = now()
-    clips = dec.generate(cond, negative=torch.zeros(1, 1, d_c))
-    report["generate_s_per_clip"] = round(now() - t0, 1)
-    report["generate_peak_gib"] = _peak_gib(device)
-    report["mp4"] = str(write_mp4(clips[0], args.out, fps=args.fps))
+    report.update(_generate(args, cfg, pipe, fusion, (fmri, img, act, t_star, mask), d_c, device))
     report["device"] = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     print(json.dumps(report, indent=1))
 

@@ -30,8 +30,8 @@ def test_demo_writes_its_report_and_learns_above_chance(tmp_path):
     me = s["memory_expansion"]
     k = me["k"]
     assert me["before"]["mom"]["n"] > 0
-    assert all(me["before"][m][f"top{k}_heldout"] == 0.0 for m in ("mom", "text", "image", "action"))
+    assert all(me["before"][m][f"top{k}_heldout"] == 0.0 for m in ("mom", "txt", "img", "act"))
     assert 0.0 < me["after"]["chance"] < 1.0
-    assert max(me["after"][m][f"top{k}_heldout"] for m in ("mom", "text", "image", "action")) > 0.0
+    assert max(me["after"][m][f"top{k}_heldout"] for m in ("mom", "txt", "img", "act")) > 0.0
     assert min(s["router"]["std"].values()) > 0.0  # the router's weights vary per query
-    assert me["after"]["ceiling"]["text"] > 0.5  # captions name the held-out kind: a perfect text query finds it
+    assert me["after"]["ceiling"]["txt"] > 0.5  # captions name the held-out kind: a perfect text query finds it

@@ -15,7 +15,6 @@ import numpy as np
 
 from cineneuron.store import Store
 from cineneuron.store.rows import fixed_to_numpy, tensor_to_numpy
-from cineneuron.store.scan import scan
 
 
 @dataclass
@@ -47,8 +46,7 @@ def load_targets(store: Store, clip_ids: list[str]) -> ClipTargets:
 
 
 def sample_clip_ids(store: Store, dataset: str, subject: str, split: str | None = None) -> list[str]:
-    flt = f"split = '{split}'" if split else None
-    return scan(store.fmri_table(dataset, subject), ["clip_id"], flt).column("clip_id").to_pylist()
+    return store.fmri_column(dataset, subject, "clip_id", split)
 
 
 ROUTER_BLOCK_S = 20.0  # neighbouring clips share BOLD (the response outlasts a clip): hold out whole blocks
@@ -117,25 +115,21 @@ class StoreBatches:
         self.shuffle_buffer = shuffle_buffer
         self.read_batch = read_batch
         self.exclude, self.only = exclude, only
-        reps = scan(store.fmri_table(dataset, subject), ["repeat"], "split = 'train'")
-        self.repeats = sorted(set(reps.column("repeat").to_pylist())) or [0]
+        self.repeats = sorted(set(store.fmri_column(dataset, subject, "repeat", "train"))) or [0]
 
     def n_batches(self, epoch: int) -> int:
         """Batches epoch `epoch` yields (a ragged last batch of one sample is dropped)."""
         rep = self.repeats[epoch % len(self.repeats)]
-        flt = f"split = 'train' AND repeat = {rep}"
         if self.exclude or self.only is not None:
-            n = sum(map(self._wanted, scan(self.store.fmri_table(self.dataset, self.subject), ["clip_id"], flt)
-                        .column("clip_id").to_pylist()))
+            n = sum(map(self._wanted, self.store.fmri_column(self.dataset, self.subject, "clip_id", "train", rep)))
         else:
-            n = self.store.fmri_table(self.dataset, self.subject).count_rows(flt)
+            n = self.store.count_fmri(self.dataset, self.subject, "train", rep)
         full, rest = divmod(n, self.batch_size)
         return full + (1 if rest >= 2 else 0)
 
     def _rows(self, epoch: int) -> Iterator[tuple[np.ndarray, str]]:
         rep = self.repeats[epoch % len(self.repeats)]
-        for b in self.store.iter_fmri(self.dataset, self.subject, split="train", batch_size=self.read_batch,
-                                      where=f"repeat = {rep}"):
+        for b in self.store.iter_fmri(self.dataset, self.subject, split="train", batch_size=self.read_batch, repeat=rep):
             yield from ((v, c) for v, c in zip(b["voxels"], b["clip_id"]) if self._wanted(c))
 
     def _wanted(self, clip_id: str) -> bool:

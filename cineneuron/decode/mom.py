@@ -17,7 +17,7 @@ import numpy as np
 
 from cineneuron.store.scan import scan
 
-MODS = ("txt", "img", "act")  # the order of `mix`: one name per space everywhere
+from cineneuron.schemas.presets import SPACES as MODS  # ("txt", "img", "act"): the order of `mix`
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -56,8 +56,9 @@ class QueryResult:
         return {"sample": self.sample, "weights": self.weights, "memories": [asdict(m) for m in self.memories]}
 
 
-def split_mix(mix: np.ndarray, dims: dict[str, int]) -> list[np.ndarray]:
-    a, b = dims["text"], dims["text"] + dims["image"]
+def split_mix(mix: np.ndarray, space_dims: dict[str, int]) -> list[np.ndarray]:
+    """[txt, img, act] parts of `mix` (..., d_mix); space_dims: `store.preset.space_dims()`."""
+    a, b = space_dims["txt"], space_dims["txt"] + space_dims["img"]
     return [mix[..., :a], mix[..., a:b], mix[..., b:]]
 
 
@@ -71,6 +72,7 @@ def retrieve(store, preds: dict[str, np.ndarray], k: int, *, where: str | None =
     rows = store.get_clips(ids, ["source", "caption", "mix", "labels", "video", "start_s", "end_s"]).to_pylist() if ids else []
     by_id = {r["clip_id"]: r for r in rows}
     qs = [unit(preds[m]) for m in MODS]
+    spaces = store.preset.space_dims()
     out = []
     for b, row in enumerate(res.clip_ids):
         mems = []
@@ -78,7 +80,7 @@ def retrieve(store, preds: dict[str, np.ndarray], k: int, *, where: str | None =
             if not cid:
                 continue
             r = by_id[cid]
-            parts = split_mix(np.asarray(r["mix"], dtype=np.float32), store.dims)
+            parts = split_mix(np.asarray(r["mix"], dtype=np.float32), spaces)
             cos = [float(qs[m][b] @ parts[m]) for m in range(3)]
             mems.append(Memory(cid, r["source"], r["caption"], float(res.scores[b, j]), *cos, r["labels"],
                                r["video"], r["start_s"], r["end_s"]))

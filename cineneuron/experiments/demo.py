@@ -51,7 +51,7 @@ def mask_against_truth(mask: np.ndarray, truth_file: Path) -> dict:
 
 
 # The router's own weights, then each space alone (fixed w_t, w_i, w_a): which space carries the gain.
-EXPANSION_MODES = {"mom": None, "text": (1.0, 0.0, 0.0), "image": (0.0, 1.0, 0.0), "action": (0.0, 0.0, 1.0)}
+EXPANSION_MODES = {"mom": None, "txt": (1.0, 0.0, 0.0), "img": (0.0, 1.0, 0.0), "act": (0.0, 0.0, 1.0)}
 
 
 def heldout_samples(truth_rows: list[dict]) -> tuple[list[int], list[set[str]]]:
@@ -86,7 +86,7 @@ def expansion_references(store, cfg, truth_rows: list[dict], k: int) -> tuple[fl
     - ceiling: the rate with a perfect Brain Model, i.e. each held-out sample querying with its
       own clip's true embedding, per space. It bounds what any decoder can get from that space.
     """
-    from cineneuron.decode.mom import split_mix
+    from cineneuron.decode.mom import MODS, split_mix
     from cineneuron.decode.reconstruct import pool_where
 
     idx, wanted = heldout_samples(truth_rows)
@@ -95,10 +95,10 @@ def expansion_references(store, cfg, truth_rows: list[dict], k: int) -> tuple[fl
     pool = scan(store.clips, ["mix", "factors"], pool_where(cfg, None)).to_pylist()
     kinds = [_kinds(r["factors"]) for r in pool]
     chance = float(np.mean([1 - (1 - np.mean([bool(p & w) for p in kinds])) ** k for w in wanted]))
-    mem = split_mix(np.array([r["mix"] for r in pool], np.float32), store.dims)
-    own = split_mix(np.array([truth_rows[i]["mix"] for i in idx], np.float32), store.dims)
+    mem = split_mix(np.array([r["mix"] for r in pool], np.float32), store.preset.space_dims())
+    own = split_mix(np.array([truth_rows[i]["mix"] for i in idx], np.float32), store.preset.space_dims())
     ceiling = {}
-    for name, q, m in zip(("text", "image", "action"), own, mem):
+    for name, q, m in zip(MODS, own, mem):
         top = np.argsort(-(q @ m.T), axis=1)[:, :k]  # (n, k)
         ceiling[name] = float(np.mean([any(kinds[j] & w for j in row) for row, w in zip(top, wanted)]))
     return chance, ceiling

@@ -29,6 +29,12 @@ class FrameSpec(BaseModel):
     size: int = Field(64, gt=0, description="square side the frames are resized to on decode")
 
 
+# The three spaces of MoM, named txt/img/act everywhere past the encoders (whose modality names
+# are text/image/action), in the order of the store's `mix` column.
+SPACES = ("txt", "img", "act")
+SPACE_MODALITY = {"txt": "text", "img": "image", "act": "action"}
+
+
 class Preset(BaseModel):
     name: str
     description: str = ""
@@ -39,6 +45,11 @@ class Preset(BaseModel):
 
     def dims(self) -> dict[str, int]:
         return {m: self.encoders[m].dim for m in MODALITIES}
+
+    def space_dims(self) -> dict[str, int]:
+        """Widths of the three retrieval spaces, in `mix` order: {"txt", "img", "act"}."""
+        d = self.dims()
+        return {s: d[SPACE_MODALITY[s]] for s in SPACES}
 
     @property
     def mix_dim(self) -> int:

@@ -18,7 +18,7 @@ from cineneuron.schemas.records import FmriBatch
 from cineneuron.schemas.tables import fmri_schema, fmri_table_name
 from cineneuron.store.lance_util import retry, sql_str, table_names
 from cineneuron.store.rows import tensor_to_numpy
-from cineneuron.store.scan import scan_batches
+from cineneuron.store.scan import scan, scan_batches
 
 
 class FmriTables:
@@ -86,11 +86,25 @@ class FmriTables:
         retry(lambda: tbl.merge_insert("sample_id").when_matched_update_all().when_not_matched_insert_all().execute(data))
         return tbl.count_rows()
 
+    @staticmethod
+    def fmri_filter(split: str | None = None, repeat: int | None = None, where: str | None = None) -> str | None:
+        """The SQL filter on an fMRI table for a split, a repeat (-1: the average) and an extra clause."""
+        parts = [f"split = {sql_str(split)}" if split else None, f"repeat = {int(repeat)}" if repeat is not None else None, where]
+        return " AND ".join(f"({p})" for p in parts if p) or None
+
+    def fmri_column(self, dataset: str, subject: str, column: str, split: str | None = None,
+                    repeat: int | None = None) -> list:
+        """One column of a subject's samples (e.g. clip_id, repeat) as a list."""
+        return scan(self.fmri_table(dataset, subject), [column], self.fmri_filter(split, repeat)).column(column).to_pylist()
+
+    def count_fmri(self, dataset: str, subject: str, split: str | None = None, repeat: int | None = None) -> int:
+        return self.fmri_table(dataset, subject).count_rows(self.fmri_filter(split, repeat))
+
     def iter_fmri(self, dataset: str, subject: str, split: str | None = None, batch_size: int = 256,
-                  *, where: str | None = None, torch: bool = False) -> Iterator[dict]:
+                  *, repeat: int | None = None, where: str | None = None, torch: bool = False) -> Iterator[dict]:
         """Stream samples without loading the table: dicts of arrays (or tensors)."""
         tbl = self.fmri_table(dataset, subject)
-        flt = " AND ".join(f for f in [f"split = {sql_str(split)}" if split else None, where] if f) or None
+        flt = self.fmri_filter(split, repeat, where)
         for rb in scan_batches(tbl, where=flt, batch_size=batch_size):
             if rb.num_rows == 0:
                 continue

@@ -18,7 +18,7 @@ from cineneuron.errors import CNError, StoreMismatchError
 from cineneuron.schemas.presets import Preset, load_preset
 from cineneuron.schemas.tables import CLIPS, META, SCHEMA_VERSION, clips_schema, fmri_table_name, meta_schema
 from cineneuron.store.catalog import Catalog, default_catalog_dir, is_local, local_path
-from cineneuron.store.lance_util import retry, sql_str, table_names
+from cineneuron.store.lance_util import retry, sql_list, sql_str, table_names
 from cineneuron.store.rows import EncodedClip, clips_to_arrow
 from cineneuron.store.fmri import FmriTables
 from cineneuron.store.scan import scan
@@ -136,7 +136,7 @@ class Store(FmriTables):
         return create_encoders(self.preset, store_meta=self.preset.identity.get("_store_meta", {}))
 
     def get_meta(self, key: str) -> tuple[str | None, bytes | None]:
-        rows = self.db.open_table(META).search().where(f"key = '{key}'").to_arrow().to_pylist()
+        rows = self.db.open_table(META).search().where(f"key = {sql_str(key)}").to_arrow().to_pylist()
         return (rows[0]["value"], rows[0]["blob"]) if rows else (None, None)
 
     def set_meta(self, key: str, value: str = "null", blob: bytes = b"") -> None:
@@ -181,7 +181,7 @@ class Store(FmriTables):
         out = []
         for i in range(0, len(uniq), 2000):  # keep the IN list a sane size
             chunk = uniq[i:i + 2000]
-            flt = "clip_id IN (" + ",".join(sql_str(c) for c in chunk) + ")"
+            flt = f"clip_id IN ({sql_list(chunk)})"
             cols = None if columns is None else list(dict.fromkeys(["clip_id", *columns]))
             out.append(scan(self.clips, cols, flt))
         tbl = pa.concat_tables(out)

@@ -157,7 +157,7 @@ def build_pool(store, targets, device: str = "cpu") -> TrainPool:
     from cineneuron.decode.mom import overlapping_ids, split_mix
 
     mix = targets.mix.astype(np.float32)  # (N, d_mix) = [txt, img, act], unit parts
-    _, img, act = split_mix(mix, store.dims)
+    _, img, act = split_mix(mix, store.preset.space_dims())
     excl = [np.array(sorted(targets.row[c] for c in group if c in targets.row), dtype=np.int64)
             for group in overlapping_ids(store, targets.ids)]
     t = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(device)  # noqa: E731

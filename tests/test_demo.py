@@ -35,3 +35,12 @@ def test_demo_writes_its_report_and_learns_above_chance(tmp_path):
     assert max(me["after"][m][f"top{k}_heldout"] for m in ("mom", "txt", "img", "act")) > 0.0
     assert min(s["router"]["std"].values()) > 0.0  # the router's weights vary per query
     assert me["after"]["ceiling"]["txt"] > 0.5  # captions name the held-out kind: a perfect text query finds it
+    # The first command leads somewhere: an example query file and the next commands, which run.
+    query = work / "query_subject1.npy"
+    assert query.is_file() and f"cn query --fmri {query} --subject 1 --store {work / 'store'}" in r.stdout
+    q = subprocess.run([sys.executable, "-m", "cineneuron.cli", "query", "--fmri", str(query), "--subject", "1",
+                        "--store", str(work / "store"), "--out", str(tmp_path / "x.mp4"), "--json"],
+                       capture_output=True, text=True, timeout=300)
+    assert q.returncode == 0, q.stderr[-2000:]
+    out = json.loads(q.stdout)
+    assert len(out["queries"]) == 3 and all(len(x["memories"]) == k and x["video"] for x in out["queries"])

@@ -9,6 +9,7 @@ from conftest import TOY_DIMS, random_clips
 from cineneuron.errors import CNError, StoreMismatchError
 from cineneuron.schemas.records import FmriBatch
 from cineneuron.store import Store
+from cineneuron.store.lance_util import sql_str
 
 
 @pytest.fixture
@@ -217,3 +218,16 @@ def test_index_that_cannot_be_built_is_one_line_and_search_stays_exact(store):
     assert "\n" not in msg and "300 partitions" in msg and "store.ivf_partitions" in msg
     assert not store.has_ann_index() and store.count() == 3000
     assert store.search_mix(_mix(dup[7])[None], k=1).clip_ids[0][0] in {c.clip_id for c in dup if c.txt is dup[7].txt}
+
+
+def test_odd_source_names_are_quoted_everywhere(store):
+    """Every filter goes through one quoting helper: a name with quotes is stored, found and dropped."""
+    odd = 'it\'s "odd"'
+    store.upsert_clips(random_clips(6, source=odd) + random_clips(4, source="plain", seed=1))
+    assert set(store.sources()) == {odd, "plain"}
+    assert store.count(f"source = {sql_str(odd)}") == 6
+    assert store.stats()["by_source"] == {odd: 6, "plain": 4}
+    assert store.drop_source(odd) == 6
+    assert store.count() == 4 and store.sources() == ["plain"]
+    store.set_meta(odd, '"x"')  # the meta table's key lookup quotes too
+    assert store.get_meta(odd)[0] == '"x"'

@@ -66,6 +66,11 @@ class BrainModelConfig(BaseModel):
     head_hidden: int | None = Field(None, description="inner width of the projection heads; None: the width of g")
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
 
+    @property
+    def d_f(self) -> int:
+        """Width of the fMRI embedding F (B, L, d_f), whichever backbone makes it."""
+        return (self.mlp if self.backbone == "mlp" else self.transformer).token_dim
+
 
 class BrainModel(nn.Module):
     def __init__(self, cfg: BrainModelConfig):

@@ -61,14 +61,10 @@ def load_mom(directory: Path):
     from cineneuron.brain.model import load_checkpoint
 
     model, mcfg, extra = load_checkpoint(directory)
-    router = Router(_d_f(mcfg))
+    router = Router(mcfg.d_f)
     if (Path(directory) / ROUTER_FILE).exists():
         router.load_state_dict(load_file(str(Path(directory) / ROUTER_FILE)))
     return model, router.eval(), mcfg, extra
-
-
-def _d_f(mcfg) -> int:
-    return mcfg.mlp.token_dim if mcfg.backbone == "mlp" else mcfg.transformer.token_dim
 
 
 def predict_mom(model, router, voxels: np.ndarray, subject: str, batch_size: int = 256) -> dict[str, np.ndarray]:

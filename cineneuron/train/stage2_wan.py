@@ -298,8 +298,7 @@ def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None,
     if report["encoded"] + report["cached"] == 0:
         first = next(iter(report["failed"].items()))
         raise CNError(f"no training clip has ground-truth frames (e.g. {first[0]}: {first[1]}); check the videos' paths")
-    d_f = mcfg.mlp.token_dim if mcfg.backbone == "mlp" else mcfg.transformer.token_dim
-    fusion = fresh_fusion(d_f, store.dims, seed=cfg.train.seed)
+    fusion = fresh_fusion(mcfg.d_f, store.dims, seed=cfg.train.seed)
     model, router, fusion = model.to(device), router.to(device), fusion.to(device)
     fold = frozenset(router_fold(store, train_ids, cfg.train.router_holdout, cfg.train.seed))
     return WanStage2(store, cfg, dataset, subject, Path(src), wcfg, model, mcfg, router, fusion, pipe,

@@ -64,7 +64,7 @@ def test_write_report_writes_every_file(tmp_path, videos):
     assert fwd[2] == f"{results['retrieval']['forward']['value']:.4f}" and fwd[4] == f"{1 / 300:.4f}"
     assert fwd[6] == f"{baselines['ridge']['retrieval']['forward']['value']:.4f}"
     assert "| psnr.gray |" in md and " inf " in rows["psnr.gray"]
-    assert "| metric | variant | ours | ± std | chance | n | ridge | text-only |" in md
+    assert "| metric | variant | ours | ± std | ± sem | chance | n | ridge | text-only |" in md
     paper_rows = [r for r in md.splitlines() if "simulated world" in r]
     assert len(paper_rows) == 8 - 0 and all("| no |" in r for r in paper_rows)
     assert "| retrieval top-1 of 300, forward | 0.283 | 0.222 |" in md

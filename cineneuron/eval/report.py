@@ -161,12 +161,12 @@ def metrics_markdown(flat: dict, baselines_flat: dict[str, dict], paper_rows: li
     lines += [f"- {k}: {v}" for k, v in header.items()]
     lines += [f"- notice: {n}" for n in notices]
     names = list(baselines_flat)
-    lines += ["", "## Metrics", "", _md_row(["metric", "variant", "ours", "± std", "chance", "n", *names]),
-              _md_row(["---"] * (6 + len(names)))]
+    lines += ["", "## Metrics", "", _md_row(["metric", "variant", "ours", "± std", "± sem", "chance", "n", *names]),
+              _md_row(["---"] * (7 + len(names)))]
     for key, r in flat.items():
         base = [fmt(baselines_flat[b].get(key, {}).get("value")) for b in names]
         lines.append(_md_row([key, r.get("variant", ""), fmt(r.get("value")), fmt(r.get("std")),
-                              fmt(r.get("chance")), r.get("n", ""), *base]))
+                              fmt(r.get("sem")), fmt(r.get("chance")), r.get("n", ""), *base]))
     lines += ["", f"## Against the paper ({PAPER_DATASET}, mean of 3 subjects)", "",
               _md_row(["metric", "paper", "NeuroClips", "ours", "comparable", "why not"]), _md_row(["---"] * 6)]
     for row in paper_rows:

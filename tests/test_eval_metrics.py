@@ -137,8 +137,11 @@ def test_retrieval_identity_is_one_and_pool_is_reported():
     rng = np.random.default_rng(2)
     e = rng.normal(size=(350, 19))
     both = retrieval_both(e, e, n_subsets=5)
-    for d in ("forward", "backward"):
-        assert both[d]["value"] == 1.0 and both[d]["pool_size"] == 300 and both[d]["n_subsets"] == 5
+    for d in ("fmri_to_clip", "clip_to_fmri"):
+        assert both[d]["value"] == 1.0 and both[d]["pool_size"] == 300 and both[d]["n_subsets"] == 1  # 350 // 300 blocks
+    mind = retrieval_both(e, e, n_subsets=5, protocol="mindeye2")
+    for d in ("fmri_to_clip", "clip_to_fmri"):
+        assert mind[d]["value"] == 1.0 and mind[d]["pool_size"] == 300 and mind[d]["n_subsets"] == 5
         assert both[d]["chance"] == pytest.approx(1 / 300)
     eye = np.eye(40)  # fewer than 300 items: all of them, one subset
     small = retrieval_top1(eye, eye)
@@ -149,18 +152,18 @@ def test_retrieval_identity_is_one_and_pool_is_reported():
 def test_retrieval_random_is_chance():
     rng = np.random.default_rng(3)
     pred, target = rng.normal(size=(600, 32)), rng.normal(size=(600, 32))
-    both = retrieval_both(pred, target, n_subsets=30, seed=4)
-    print(f"random retrieval top-1/300: fwd {both['forward']['value']:.4f} bwd {both['backward']['value']:.4f}"
-          f" (chance {1 / 300:.4f})")
-    for d in ("forward", "backward"):
+    both = retrieval_both(pred, target, n_subsets=30, seed=4, protocol="mindeye2")
+    print(f"random retrieval top-1/300: fmri->clip {both['fmri_to_clip']['value']:.4f} "
+          f"clip->fmri {both['clip_to_fmri']['value']:.4f} (chance {1 / 300:.4f})")
+    for d in ("fmri_to_clip", "clip_to_fmri"):
         assert abs(both[d]["value"] - 1 / 300) < 0.002
 
 
-def test_retrieval_hand_case_forward_differs_from_backward():
+def test_retrieval_hand_case_fmri_to_clip_differs_from_clip_to_fmri():
     target = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     pred = np.array([[1.0, 0.1], [1.0, 0.2], [1.0, 1.0]])  # pred 1 is closest to target 0
     fwd = retrieval_top1(pred, target)  # rows: 0 ✓, 1 ✗ (target 0 or 2 nearer), 2 ✓
-    bwd = retrieval_top1(pred, target, direction="backward")  # target 0 → pred 0 ✓; 1 → pred 2?; 2 → pred 2 ✓
+    bwd = retrieval_top1(pred, target, direction="clip_to_fmri")  # target 0 → pred 0 ✓; 1 → pred 2?; 2 → pred 2 ✓
     assert fwd["value"] == pytest.approx(2 / 3)
     sim = (target / np.linalg.norm(target, axis=1, keepdims=True)) @ (pred / np.linalg.norm(pred, axis=1)[:, None]).T
     assert bwd["value"] == pytest.approx(np.mean(sim.argmax(1) == np.arange(3)))

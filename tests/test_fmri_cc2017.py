@@ -264,3 +264,11 @@ def test_leading_volumes_dropped_follow_the_run_length_not_its_name(tmp_path):
         load_cc2017_subject(tmp_path, 1, n_keep=N_KEEP, selection=ALL)
     msg = str(e.value)
     assert "\n" not in msg and "test1_1_Atlas.dtseries.nii has 30 volumes" in msg and "28 or 29" in msg
+
+
+def test_low_voxel_survival_is_a_qc_warning(raw):
+    root, truth, _ = raw
+    data = load_cc2017_subject(root, 1, n_keep=N_KEEP)  # reliability selection, the paper's default
+    warn = [w for w in data.qc["warnings"] if w.startswith("only ")]
+    assert len(warn) == 1 and f"only {data.n_voxels} of " in warn[0] and "bonferroni" in warn[0]
+    assert f"warning: {warn[0]}" in format_qc(data.qc)

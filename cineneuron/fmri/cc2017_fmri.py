@@ -238,6 +238,8 @@ def _assemble(train, test, cfg: CC2017Config, subject, detrend_order, existing_m
         extra={"n_train_runs": len(runs) - sum(r.split == "test" for r in runs), "n_test_runs": len(test),
                "lag_tr": lag_in_trs(cfg.lag_s, cfg.tr)},
     )
+    if sel_info.get("warning"):
+        data.qc["warnings"].append(sel_info["warning"])
     return data
 
 

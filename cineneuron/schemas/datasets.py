@@ -20,7 +20,9 @@ class VoxelSelection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["reliability", "mask", "all"] = Field("reliability", description="reliability, a mask file, or all voxels")
-    alpha: float = Field(0.05, gt=0, lt=1, description="family-wise alpha, Bonferroni-corrected over tested voxels")
+    alpha: float = Field(0.05, gt=0, lt=1, description="alpha of the reliability test, corrected over tested voxels")
+    correction: Literal["bonferroni", "fdr"] = Field(
+        "bonferroni", description="bonferroni (family-wise, the paper's) or fdr (Benjamini-Hochberg false discovery rate)")
     mask_path: Path | None = Field(None, description=".npy of bools (one per source voxel) or int indices; method 'mask'")
 
     @model_validator(mode="after")

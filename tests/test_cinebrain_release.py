@@ -144,5 +144,8 @@ def test_cli_ingests_the_preprocessed_release_and_records_the_path(tmp_path):
     jobs = json.loads(run("pool", "jobs", "--json", "--store", store).stdout)
     fmri_job = [j for j in jobs if j["kind"] == "fmri"][0]
     assert fmri_job["notes"]["preprocessing"]["path"] == "preprocessed"
+    stats = json.loads(run("pool", "stats", "--json", "--store", store).stdout)
+    assert stats["fmri"]["cinebrain/1"]["by_split"] == {"test": 2, "train": 6}  # per split, per subject
+    assert stats["fmri"]["cinebrain/1"]["samples"] == 8
     bad = run("ingest", "cinebrain", "--root", tmp_path / "nothing", "--subject", "1", "--store", store, "--quiet")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1

@@ -240,10 +240,10 @@ def _train_table(stage: int, s: dict) -> str:
         m, r = s["model"], s.get("ridge") or {}
         lines.append(f"test retrieval top-1 of {m.get('pool_size')} (chance {m.get('chance', 0):.3f}):   model    ridge")
         for sp in ("img", "txt", "act"):
-            for d in ("forward", "backward"):
+            for d in ("fmri_to_clip", "clip_to_fmri"):
                 k = f"{sp}_{d}"
                 if k in m:
-                    lines.append(f"  {k:<14} {m[k]:>26.3f} {r.get(k, float('nan')):>8.3f}")
+                    lines.append(f"  {k:<18} {m[k]:>22.3f} {r.get(k, float('nan')):>8.3f}")
         if "superclass_balanced_acc" in m:
             lines.append(f"  superclass balanced accuracy {m['superclass_balanced_acc']:.3f}")
     elif s.get("last"):
@@ -285,6 +285,7 @@ def eval_cmd(subject: str = typer.Option(..., "--subject"), dataset: Optional[st
              dinov2: Optional[str] = typer.Option(None, "--dinov2", help="DINOv2 folder, for DTC"),
              videomae: Optional[str] = typer.Option(None, "--videomae", help="VideoMAE Kinetics-400 folder, for video n-way accuracy"),
              vit: Optional[str] = typer.Option(None, "--vit", help="ImageNet ViT folder, for frame n-way accuracy"),
+             protocol: str = typer.Option("neuroclips", "--retrieval-protocol", help="retrieval subsets of 300: neuroclips (contiguous blocks in time order, the paper's) | mindeye2 (30 random)"),
              store: Optional[str] = StoreOpt, config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
              as_json: bool = typer.Option(False, "--json"), quiet: bool = typer.Option(False, "--quiet")):
     """Evaluate a trained subject: retrieval, MoM semantics, pixel and motion metrics, a report folder."""
@@ -301,7 +302,7 @@ def eval_cmd(subject: str = typer.Option(..., "--subject"), dataset: Optional[st
     models = EvalModels(videomae=videomae, vit=vit, clip=clip, dinov2=dinov2)
     with bar("eval", unit="stages", enabled=not quiet) as progress:
         res = evaluate_subject(_open(cfg), cfg, subject, dataset=dataset, split=split, out_dir=str(out),
-                               models=models, metrics=groups, progress=progress)
+                               models=models, metrics=groups, progress=progress, protocol=protocol)
     if as_json:
         _print_json({"files": res["files"], "n_test": res["n_test"]})
     else:

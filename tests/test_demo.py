@@ -21,7 +21,7 @@ def test_demo_writes_its_report_and_learns_above_chance(tmp_path):
         assert (report / f).stat().st_size > 0, f
     s = json.loads((report / "demo_summary.json").read_text())
     chance = s["chance_retrieval"]
-    assert s["stage1_retrieval"]["forward"] > 5 * chance and s["stage1_retrieval"]["backward"] > 5 * chance
+    assert s["stage1_retrieval"]["fmri_to_clip"] > 5 * chance and s["stage1_retrieval"]["clip_to_fmri"] > 5 * chance
     assert s["voxel_mask_vs_truth"]["precision"] > 0.9
     assert s["timings_s"]["total"] < 600
     assert "| stage-1 retrieval top-1" in r.stdout and "text-only" in r.stdout

@@ -137,8 +137,11 @@ def test_retrieval_identity_is_one_and_pool_is_reported():
     rng = np.random.default_rng(2)
     e = rng.normal(size=(350, 19))
     both = retrieval_both(e, e, n_subsets=5)
-    for d in ("forward", "backward"):
-        assert both[d]["value"] == 1.0 and both[d]["pool_size"] == 300 and both[d]["n_subsets"] == 5
+    for d in ("fmri_to_clip", "clip_to_fmri"):
+        assert both[d]["value"] == 1.0 and both[d]["pool_size"] == 300 and both[d]["n_subsets"] == 1  # 350 // 300 blocks
+    mind = retrieval_both(e, e, n_subsets=5, protocol="mindeye2")
+    for d in ("fmri_to_clip", "clip_to_fmri"):
+        assert mind[d]["value"] == 1.0 and mind[d]["pool_size"] == 300 and mind[d]["n_subsets"] == 5
         assert both[d]["chance"] == pytest.approx(1 / 300)
     eye = np.eye(40)  # fewer than 300 items: all of them, one subset
     small = retrieval_top1(eye, eye)
@@ -149,18 +152,18 @@ def test_retrieval_identity_is_one_and_pool_is_reported():
 def test_retrieval_random_is_chance():
     rng = np.random.default_rng(3)
     pred, target = rng.normal(size=(600, 32)), rng.normal(size=(600, 32))
-    both = retrieval_both(pred, target, n_subsets=30, seed=4)
-    print(f"random retrieval top-1/300: fwd {both['forward']['value']:.4f} bwd {both['backward']['value']:.4f}"
-          f" (chance {1 / 300:.4f})")
-    for d in ("forward", "backward"):
+    both = retrieval_both(pred, target, n_subsets=30, seed=4, protocol="mindeye2")
+    print(f"random retrieval top-1/300: fmri->clip {both['fmri_to_clip']['value']:.4f} "
+          f"clip->fmri {both['clip_to_fmri']['value']:.4f} (chance {1 / 300:.4f})")
+    for d in ("fmri_to_clip", "clip_to_fmri"):
         assert abs(both[d]["value"] - 1 / 300) < 0.002
 
 
-def test_retrieval_hand_case_forward_differs_from_backward():
+def test_retrieval_hand_case_fmri_to_clip_differs_from_clip_to_fmri():
     target = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     pred = np.array([[1.0, 0.1], [1.0, 0.2], [1.0, 1.0]])  # pred 1 is closest to target 0
     fwd = retrieval_top1(pred, target)  # rows: 0 ✓, 1 ✗ (target 0 or 2 nearer), 2 ✓
-    bwd = retrieval_top1(pred, target, direction="backward")  # target 0 → pred 0 ✓; 1 → pred 2?; 2 → pred 2 ✓
+    bwd = retrieval_top1(pred, target, direction="clip_to_fmri")  # target 0 → pred 0 ✓; 1 → pred 2?; 2 → pred 2 ✓
     assert fwd["value"] == pytest.approx(2 / 3)
     sim = (target / np.linalg.norm(target, axis=1, keepdims=True)) @ (pred / np.linalg.norm(pred, axis=1)[:, None]).T
     assert bwd["value"] == pytest.approx(np.mean(sim.argmax(1) == np.arange(3)))
@@ -195,8 +198,8 @@ def test_n_way_perfect_and_result_fields():
     assert r["chance"] == pytest.approx(1 / 50) and r["variant"].startswith("strict: gt top-1 vs 49 random")
     suite = n_way_suite(probs[:, 0], probs[:, 1], n_trials=10)
     assert set(suite) == {"2way", "50way"} and set(suite["2way"]) == {"peer", "strict"}
-    p = suite["2way"]["peer"]["value"]
-    assert suite["2way"]["peer"]["std"] == pytest.approx(np.sqrt(p * (1 - p) / (4 * 10)))
+    r2 = suite["2way"]["peer"]
+    assert r2["std"] == r2["std_peer"] and "std_peer" in r2["std_convention"] and r2["sem"] >= 0
     with pytest.raises(ValueError):
         n_way_top_k(probs[:, :, :10], probs[:, :, :10], 50)
 
@@ -207,6 +210,42 @@ def test_n_way_peer_hit_when_any_gt_top3_wins():
     pred = np.array([[0.0, 0.0, 0.9, 0.02, 0.02, 0.02, 0.02, 0.02]])
     assert n_way_top_k(pred, gt, 4, variant="peer")["value"] == 1.0
     assert n_way_top_k(pred, gt, 4, variant="strict")["value"] == 0.0  # class 0 never wins
+
+
+def test_n_way_ties_are_misses_as_in_mind_video():
+    # an all-equal prediction: every drawn class ties with the correct one -> 0, not 1
+    gt = np.array([[0.5, 0.3, 0.15, 0.05] + [0.0] * 6])
+    flat = np.full((1, 10), 0.1)
+    for variant in ("peer", "strict"):
+        assert n_way_top_k(flat, gt, 2, variant=variant, n_trials=50)["value"] == 0.0
+    # float16-style tie: class 0 (gt top-1) ties with exactly one of the 9 others and beats
+    # the rest, so a 2-way trial misses when it draws that one: p = 8/9 (it was 1.0 with `>`)
+    pred = np.array([[0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+    gt1 = np.array([[0.9, 0.0, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+    r = n_way_top_k(pred, gt1, 2, variant="strict", n_trials=4000)
+    assert abs(r["value"] - 8 / 9) < 0.02 and r["value"] < 1.0
+
+
+def test_n_way_error_bars_peer_convention_and_standard_error():
+    # 11 items, 11 classes, gt top-1 = class 0; in item j exactly j of the 10 others score
+    # below class 0, so its 2-way hit rate is j/10 whatever is drawn (in expectation)
+    n_cls, trials = 11, 4000
+    gt = np.zeros((n_cls, n_cls)); gt[:, 0] = 1.0
+    pred = np.zeros((n_cls, n_cls))
+    for j in range(n_cls):
+        pred[j, 0] = j - 0.5
+        pred[j, 1:] = np.arange(10)  # others 0..9: j of them below j - 0.5
+    r = n_way_top_k(pred, gt, 2, variant="strict", n_trials=trials)
+    p = np.arange(n_cls) / 10
+    peers = np.mean(np.sqrt(p * (1 - p) / trials))  # MinD-Video's per-item std, averaged
+    sem = np.std(p, ddof=1) / np.sqrt(n_cls)
+    pooled = np.sqrt(0.5 * 0.5 / (n_cls * trials))  # the old, mislabelled figure
+    print(f"2-way ±: peers' {r['std_peer']:.4f} (expected {peers:.4f}), sem {r['sem']:.4f} "
+          f"(expected {sem:.4f}), pooled binomial would be {pooled:.4f}")
+    assert abs(r["value"] - 0.5) < 0.01
+    assert r["std"] == r["std_peer"] == pytest.approx(peers, rel=0.02)
+    assert r["sem"] == pytest.approx(sem, rel=0.02)
+    assert r["std_peer"] > 1.5 * pooled
 
 
 # ------------------------------------------------------------------ label-based

@@ -52,7 +52,8 @@ def test_write_report_writes_every_file(tmp_path, videos):
     doc = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON: inf became null
     assert doc["store_version"] == 7 and doc["checkpoint"] == "ckpt/brain.safetensors"
     assert doc["config"]["preset"] == "classic" and doc["notices"][0].startswith("skipped DTC")
-    assert doc["variants"]["retrieval.forward"].startswith("top1-of-300, forward")
+    assert doc["variants"]["retrieval.fmri_to_clip"].startswith("top1-of-300, fmri_to_clip")
+    assert doc["retrieval_protocol"] == "neuroclips"
     assert doc["results"]["psnr"]["gray"]["value"] is None
     assert set(doc["baselines"]) == {"ridge", "text-only"}
 
@@ -60,19 +61,20 @@ def test_write_report_writes_every_file(tmp_path, videos):
     rows = {line.split(" | ")[0].lstrip("| "): line for line in md.splitlines() if line.startswith("| ")}
     flat = flatten_results(results)
     assert set(flat) <= set(rows)  # one row per metric
-    fwd = rows["retrieval.forward"].split(" | ")
-    assert fwd[2] == f"{results['retrieval']['forward']['value']:.4f}" and fwd[4] == f"{1 / 300:.4f}"
-    assert fwd[6] == f"{baselines['ridge']['retrieval']['forward']['value']:.4f}"
+    fwd = rows["retrieval.fmri_to_clip"].split(" | ")
+    assert fwd[2] == f"{results['retrieval']['fmri_to_clip']['value']:.4f}" and fwd[5] == f"{1 / 300:.4f}"
+    assert fwd[7] == f"{baselines['ridge']['retrieval']['fmri_to_clip']['value']:.4f}"
+    assert "- retrieval protocol: neuroclips (contiguous blocks of 300" in md
     assert "| psnr.gray |" in md and " inf " in rows["psnr.gray"]
-    assert "| metric | variant | ours | ± std | chance | n | ridge | text-only |" in md
+    assert "| metric | variant | ours | ± std | ± sem | chance | n | ridge | text-only |" in md
     paper_rows = [r for r in md.splitlines() if "simulated world" in r]
     assert len(paper_rows) == 8 - 0 and all("| no |" in r for r in paper_rows)
-    assert "| retrieval top-1 of 300, forward | 0.283 | 0.222 |" in md
+    assert "| retrieval top-1 of 300, peers' forward = ours clip_to_fmri | 0.283 | 0.222 |" in md
 
     for key in flat:
         png = tmp_path / "plots" / f"{key.replace('.', '_')}.png"
         assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (tmp_path / "plots" / "retrieval_forward_ranks.png").is_file()
+    assert (tmp_path / "plots" / "retrieval_fmri_to_clip_ranks.png").is_file()
     assert len(files["plots"]) == len(flat) + 2  # + two rank histograms
 
     import imageio.v3 as iio
@@ -86,14 +88,14 @@ def test_paper_table_comparable_only_when_everything_matches():
     results = _results(0, 1.0)
     results["dtc"] = {"value": 0.9, "variant": "dtc vbench: mean of cos to previous and to first, clamped at 0"}
     rows = {r["key"]: r for r in paper_table(results, "cc2017")}
-    assert rows["retrieval.forward"]["comparable"] and rows["retrieval.backward"]["comparable"]
+    assert rows["retrieval.clip_to_fmri"]["comparable"] and rows["retrieval.fmri_to_clip"]["comparable"]
     assert rows["semantic.video.2way.peer"]["comparable"] and rows["semantic.video.50way.peer"]["comparable"]
     assert rows["clip_pcc.adjacent"]["comparable"] and rows["dtc"]["comparable"]
     assert not rows["ssim.rgb"]["comparable"] and "resolution" in rows["ssim.rgb"]["why_not"]
 
     small = {"retrieval": retrieval_both(np.eye(40), np.eye(40))}  # a pool of 40, not 300
     r = {x["key"]: x for x in paper_table(small, "cc2017")}
-    assert not r["retrieval.forward"]["comparable"] and "variant" in r["retrieval.forward"]["why_not"]
+    assert not r["retrieval.clip_to_fmri"]["comparable"] and "variant" in r["retrieval.clip_to_fmri"]["why_not"]
     assert r["dtc"]["why_not"] == "not computed"
     other = {x["key"]: x for x in paper_table(results, "cinebrain")}
-    assert "is not cc2017" in other["retrieval.forward"]["why_not"]
+    assert "is not cc2017" in other["retrieval.clip_to_fmri"]["why_not"]

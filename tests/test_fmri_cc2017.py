@@ -69,7 +69,7 @@ def test_zscore_constant_is_zero_and_nan_names_run():
     data[:, 2] = 4.0
     out, info = preprocess_run(data, "seg4 repeat 2", detrend_order=2)
     assert np.isfinite(out).all() and (out[:, 2] == 0).all() and info.constant.tolist() == [2]
-    assert np.allclose(out[:, [0, 1, 3]].mean(0), 0, atol=1e-6) and np.allclose(out[:, [0, 1, 3]].std(0), 1, atol=1e-5)
+    assert np.allclose(out[:, [0, 1, 3]].mean(0), 0, atol=1e-6) and np.allclose(out[:, [0, 1, 3]].std(0, ddof=1), 1, atol=1e-5)  # N-1, as MATLAB
     assert (zscore(np.ones((5, 2))) == 0).all()
     data[:, 0] = np.nan  # a voxel missing from the whole run: 0, reported as NaN, not constant
     out, info = preprocess_run(data, "seg4 repeat 2", detrend_order=2)
@@ -132,7 +132,7 @@ def test_zscore_per_run_and_constant_voxel(raw):
             continue  # an average of z-scored repeats is not itself z-scored
         assert run.data.shape == (N_KEEP, N_CORTEX)
         assert np.allclose(run.data[:, keep].mean(0), 0, atol=1e-5)
-        assert np.allclose(run.data[:, keep].std(0), 1, atol=1e-4)
+        assert np.allclose(run.data[:, keep].std(0, ddof=1), 1, atol=1e-4)  # N-1, as MATLAB
         assert (run.data[:, truth.constant_voxel] == 0).all()
     assert data.qc["n_constant"] == 1 and data.qc["n_nan"] == 0
 
@@ -239,7 +239,36 @@ def test_mat_forms(tmp_path, train_format, test_format, in_fmri_dir):
     assert s[sid(tname, tt, -1)][2][0, tv] > 3.0 and abs(s[sid(tname, tt - 1, -1)][2][0, tv]) < 2.0
     # Average of per-repeat z-scores of the file's data: axis order checked against MATLAB order.
     raw = truth.test_data[tname]  # (n_vox, n_vol, n_rep)
-    z = (raw - raw.mean(1, keepdims=True)) / raw.std(1, keepdims=True)
+    z = (raw - raw.mean(1, keepdims=True)) / raw.std(1, keepdims=True, ddof=1)  # N-1, as MATLAB
     assert np.allclose(s[sid(tname, 0, -1)][2][0], z[:, truth.lag_tr, :].mean(-1), atol=1e-5)
     rel = load_cc2017_subject(tmp_path, 1)
     assert np.flatnonzero(rel.mask).tolist() == truth.reliable
+
+
+def test_leading_volumes_dropped_follow_the_run_length_not_its_name(tmp_path):
+    from fmri_fixtures import write_cifti
+
+    write_cc2017_raw(tmp_path, n_keep=N_KEEP, n_tests=1)
+    path = tmp_path / "subject1" / "fmri" / "test1" / "cifti" / "test1_1_Atlas.dtseries.nii"
+    full = np.random.default_rng(4).normal(size=(2 + N_KEEP + 4, N_CORTEX + 9))  # test1 with 2 leading
+    full[:, :N_CORTEX] += np.arange(2 + N_KEEP + 4)[:, None] % 7 * 10.0  # volume number visible in the data
+    write_cifti(path, full)
+    from cineneuron.fmri.cc2017_fmri import _raw_loader
+    from cineneuron.schemas.datasets import CC2017Config
+
+    cfg = CC2017Config(n_keep=N_KEEP, detrend_order=None)
+    kept = _raw_loader(path, "test1", cfg, [])()
+    assert np.allclose(kept, full[2:2 + N_KEEP, :N_CORTEX], atol=1e-4)  # 2 dropped: it has 246-style length
+    write_cifti(path, np.concatenate([full, full[:1]]))  # one volume more than either length
+    with pytest.raises(CNError) as e:
+        load_cc2017_subject(tmp_path, 1, n_keep=N_KEEP, selection=ALL)
+    msg = str(e.value)
+    assert "\n" not in msg and "test1_1_Atlas.dtseries.nii has 30 volumes" in msg and "28 or 29" in msg
+
+
+def test_low_voxel_survival_is_a_qc_warning(raw):
+    root, truth, _ = raw
+    data = load_cc2017_subject(root, 1, n_keep=N_KEEP)  # reliability selection, the paper's default
+    warn = [w for w in data.qc["warnings"] if w.startswith("only ")]
+    assert len(warn) == 1 and f"only {data.n_voxels} of " in warn[0] and "bonferroni" in warn[0]
+    assert f"warning: {warn[0]}" in format_qc(data.qc)

@@ -107,3 +107,37 @@ def test_selection_config_validation():
     with pytest.raises(ValidationError):
         VoxelSelection(alpha=1.5)
     assert VoxelSelection().method == "reliability" and VoxelSelection().alpha == 0.05
+
+
+def _small_world_z(seed=0, n_seg=4, n_vox=800, n_signal=300, n_vol=120, snr=0.5):
+    """Fisher z of repeat correlations in a small cc2017-like world: 4 segments, 800 voxels,
+    a shared signal of single-repeat SNR 0.5 in the first n_signal voxels."""
+    from cineneuron.fmri.selection import segment_reliability
+
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for _ in range(n_seg):
+        sig = np.zeros((n_vol, n_vox))
+        sig[:, :n_signal] = snr * rng.normal(size=(n_vol, n_signal))
+        pairs.append((sig + rng.normal(size=sig.shape), sig + rng.normal(size=sig.shape)))
+    return segment_reliability(pairs)
+
+
+def test_few_surviving_voxels_warn_and_fdr_keeps_more():
+    from scipy import stats
+
+    from cineneuron.fmri.selection import VoxelSelection, reliability_test, select_voxels
+
+    z = _small_world_z()
+    bonf, info = select_voxels(VoxelSelection(), 800, z=z)
+    fdr, info_fdr = select_voxels(VoxelSelection(correction="fdr"), 800, z=z)
+    print(f"4 segments, 800 voxels, SNR 0.5: Bonferroni keeps {bonf.sum()}, FDR keeps {fdr.sum()}")
+    assert bonf.sum() < 100 and "\n" not in info["warning"]
+    assert info["warning"].startswith(f"only {bonf.sum()} of 800 voxels passed the reliability test")
+    assert fdr.sum() > bonf.sum() and (fdr | bonf).sum() == fdr.sum()  # FDR is the looser of the two
+    # Benjamini-Hochberg agrees with scipy's implementation
+    p = reliability_test(z, 0.05)["p"]
+    assert np.array_equal(fdr, stats.false_discovery_control(p) <= 0.05)
+    assert (fdr[300:]).mean() < 0.05  # few false discoveries among the noise voxels
+    strong = _small_world_z(snr=2.0, n_signal=400)
+    assert "warning" not in select_voxels(VoxelSelection(), 800, z=strong)[1]  # 400 of 800 survive: no warning

@@ -350,3 +350,27 @@ def test_real_paper_preset_validates():
     assert preset.dims() == {"image": 1024, "text": 1024, "action": 768, "cond": 4096}
     with pytest.raises(MissingWeightsError):
         es.check_weights()
+
+
+def test_viclip_resizes_like_upstream_by_default_and_records_it(wdir, clips):
+    import cv2
+
+    from cineneuron.encoders.paper import _common as C
+
+    path = P.save_viclip(wdir / "ViClip-resize.pth", seed=8)
+    big = np.repeat(np.repeat(clips, 2, axis=2), 3, axis=3)  # (2, 8, 64, 96, 3): not square, not at size
+    enc = create_encoder("viclip", _cfg_viclip(path), P.EMBED).build()
+    assert enc.config.resize == "squash"
+    # upstream: cv2.resize every frame to size x size, then normalise (viclip_upstream_pixels)
+    squashed = np.stack([[cv2.resize(f, (P.SIZE, P.SIZE)) for f in clip] for clip in big])
+    video = P.viclip_upstream_pixels(squashed)
+    with torch.no_grad():
+        ref = torch.nn.functional.normalize(enc._model.encode_video(video), dim=-1).numpy()
+    got = enc.encode_video(big)
+    np.testing.assert_allclose(got, ref, atol=ATOL)
+    ours = create_encoder("viclip", _cfg_viclip(path, resize="short_side_crop"), P.EMBED).build()
+    other = ours.encode_video(big)
+    assert np.abs(other - got).max() > 1e-3  # the two resizes give different vectors
+    ida, idb = enc.identity()["preprocessing"]["resize"], ours.identity()["preprocessing"]["resize"]
+    assert ida.startswith("cv2.resize") and "centre crop" in idb and enc.identity() != ours.identity()
+    assert C.squash_resize(big[0], P.SIZE).shape == (8, P.SIZE, P.SIZE, 3)

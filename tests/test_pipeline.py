@@ -99,10 +99,10 @@ def test_stage2_fits_the_router_on_its_fold_and_refuses_another_fold(trained):
 def test_stage1_learns_above_chance(trained):
     *_, s1, _, _ = trained
     m = s1["model"]
-    dirs = [m[f"{s}_{d}"] for s in ("img", "txt", "act") for d in ("forward", "backward")]
-    print("stage-1 retrieval", dict(zip(("img_f", "img_b", "txt_f", "txt_b", "act_f", "act_b"), dirs)), "chance", m["chance"])
+    dirs = [m[f"{s}_{d}"] for s in ("img", "txt", "act") for d in ("fmri_to_clip", "clip_to_fmri")]
+    print("stage-1 retrieval", dict(zip(("img_f2c", "img_c2f", "txt_f2c", "txt_c2f", "act_f2c", "act_c2f"), dirs)), "chance", m["chance"])
     assert np.mean(dirs) > 2 * m["chance"]
-    assert set(s1["ridge"]) >= {"img_forward", "img_backward"}
+    assert set(s1["ridge"]) >= {"img_fmri_to_clip", "img_clip_to_fmri"}
 
 
 def test_router_fold_is_stable_whole_blocks_and_never_fitted(trained):
@@ -223,8 +223,10 @@ def test_eval_writes_the_report(trained, tmp_path):
     for f in ("metrics.json", "metrics.md", "grid.mp4"):
         assert (out / f).stat().st_size > 0
     doc = json.loads((out / "metrics.json").read_text())
-    assert doc["results"]["retrieval"]["forward"]["pool_size"] == doc["results"]["retrieval"]["forward"]["n"]
+    r = doc["results"]["retrieval"]["fmri_to_clip"]
+    assert r["pool_size"] == r["n"] and r["protocol"] == "neuroclips" and doc["retrieval_protocol"] == "neuroclips"
     assert any(n.startswith("skipped CLIP-pcc") for n in doc["notices"])
-    assert (out / "plots" / "retrieval.forward.png").exists() or list((out / "plots").glob("retrieval*forward*.png"))
+    assert list((out / "plots").glob("retrieval_fmri_to_clip*.png"))
+    assert "retrieval protocol: neuroclips" in (out / "metrics.md").read_text()
     md = (out / "metrics.md").read_text()
     assert "| retrieval.forward |" in md and "text-only" in md and "ridge" in md

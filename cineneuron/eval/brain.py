@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from cineneuron.eval.retrieval import retrieval_top1
+from cineneuron.eval.retrieval import DEFAULT_PROTOCOL, DIRECTIONS, retrieval_top1
 from cineneuron.schemas.superclasses import SUPERCLASSES
 
 SPACES = ("img", "txt", "act")
 
 
-def retrieval_metrics(preds: dict[str, np.ndarray], targets: dict[str, np.ndarray], seed: int = 0) -> dict:
-    """Forward and backward top-1 (of 300, or of all items when fewer) for each space."""
+def retrieval_metrics(preds: dict[str, np.ndarray], targets: dict[str, np.ndarray], seed: int = 0,
+                      protocol: str = DEFAULT_PROTOCOL) -> dict:
+    """fMRI→clip and clip→fMRI top-1 (of 300, or of all items when fewer) for each space:
+    keys like img_fmri_to_clip, plus pool_size, chance and the subset protocol."""
     out = {}
     for s in SPACES:
         if s not in preds:
             continue
-        for d in ("forward", "backward"):
-            r = retrieval_top1(preds[s], targets[s], direction=d, seed=seed)
+        for d in DIRECTIONS:
+            r = retrieval_top1(preds[s], targets[s], direction=d, seed=seed, protocol=protocol)
             out[f"{s}_{d}"] = r["value"]
             out["pool_size"] = r["pool_size"]
             out["chance"] = r["chance"]
+            out["protocol"] = protocol
     return out
 
 
@@ -42,8 +45,9 @@ def superclass_metrics(cls_probs: np.ndarray, label_vec: np.ndarray) -> dict:
             "superclass_per_class": per}
 
 
-def evaluate(preds: dict[str, np.ndarray], targets: dict[str, np.ndarray], seed: int = 0) -> dict:
-    out = retrieval_metrics(preds, targets, seed)
+def evaluate(preds: dict[str, np.ndarray], targets: dict[str, np.ndarray], seed: int = 0,
+             protocol: str = DEFAULT_PROTOCOL) -> dict:
+    out = retrieval_metrics(preds, targets, seed, protocol)
     if "cls_probs" in preds and "label_vec" in targets:
         out.update(superclass_metrics(preds["cls_probs"], targets["label_vec"]))
     return out

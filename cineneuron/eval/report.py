@@ -2,12 +2,19 @@
 
 `results` is a nested dict whose leaves are metric dicts with at least "value" (as every
 function in `cineneuron.eval` returns) or plain numbers. Leaves are named by their dotted path,
-e.g. {"retrieval": {"forward": {...}}} → "retrieval.forward". Two top-level keys are not
+e.g. {"retrieval": {"fmri_to_clip": {...}}} → "retrieval.fmri_to_clip". Two top-level keys are not
 metrics: "notices" (strings, e.g. models skipped for missing weights) and "dataset".
 
 Keys the paper table looks for (DESIGN section 7, cc2017):
-retrieval.forward, retrieval.backward, semantic.video.2way.peer, semantic.video.50way.peer,
-clip_pcc.adjacent, dtc, ssim.rgb, psnr.rgb.
+retrieval.clip_to_fmri (the peers' "forward"), retrieval.fmri_to_clip (their "backward"),
+semantic.video.2way.peer, semantic.video.50way.peer, clip_pcc.adjacent, dtc, ssim.rgb, psnr.rgb.
+
+Retrieval directions: MindEye2 and NeuroClips rank with `batchwise_cosine_similarity`, which
+returns the transposed matrix, so their "forward" ranks fMRI predictions for each clip
+(clip→fMRI) and their "backward" ranks clips for each fMRI prediction. The paper's figures are
+taken to follow NeuroClips' code (DESIGN §7 calls "forward" fMRI→clip, which is the other
+direction in that code): each paper row names both. Their subsets are NeuroClips' 4
+contiguous blocks of 300, so only our `neuroclips` protocol is set beside them.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from cineneuron import __version__
 from cineneuron.atomic import atomic_path, atomic_write_text
 
 NOT_METRICS = ("notices", "dataset")
+_PROTOCOL_TEXT = {"neuroclips": "contiguous blocks of 300 test clips in time order, as NeuroClips and the paper",
+                  "mindeye2": "30 random subsets of 300, as MindEye2"}
 SIMULATED = {"toy", "toyworld", "toy-world", "synthetic", "simulated", "sim", "simulator"}
 PAPER_DATASET = "cc2017"
 
@@ -38,6 +47,7 @@ class PaperFigure:
     neuroclips: float | None = None
     variant: str = ""  # our result's variant must start with this
     pool: int | None = None  # retrieval: our pool size must equal this
+    protocol: str | None = None  # retrieval: our subset protocol must be this
     resolution: tuple[int, int] | None = None  # pixel metrics: None = the paper's is not recorded
     pixel: bool = False
 
@@ -45,9 +55,10 @@ class PaperFigure:
 # The paper's 2-way/50-way are taken as video-based (VideoMAE): DESIGN §7 does not say which,
 # and in NeuroClips' tables the video-based numbers are the higher pair, as these are.
 PAPER_CC2017 = (
-    PaperFigure("retrieval.forward", "retrieval top-1 of 300, forward", 0.283, 0.222, "top1-of-300, forward", pool=300),
-    PaperFigure("retrieval.backward", "retrieval top-1 of 300, backward", 0.262, 0.188, "top1-of-300, backward",
-                pool=300),
+    PaperFigure("retrieval.clip_to_fmri", "retrieval top-1 of 300, peers' forward = ours clip_to_fmri", 0.283, 0.222,
+                "top1-of-300, clip_to_fmri", pool=300, protocol="neuroclips"),
+    PaperFigure("retrieval.fmri_to_clip", "retrieval top-1 of 300, peers' backward = ours fmri_to_clip", 0.262, 0.188,
+                "top1-of-300, fmri_to_clip", pool=300, protocol="neuroclips"),
     PaperFigure("semantic.video.2way.peer", "2-way (video, peer)", 0.850, None, "peer: gt top-3 vs 1 random"),
     PaperFigure("semantic.video.50way.peer", "50-way (video, peer)", 0.240, None, "peer: gt top-3 vs 49 random"),
     PaperFigure("clip_pcc.adjacent", "CLIP-pcc (adjacent)", 0.972, None, "clip-pcc adjacent"),
@@ -128,6 +139,8 @@ def _why_not(fig: PaperFigure, ours: dict | None, dataset: str) -> str | None:
         return f"metric variant differs (ours: {ours.get('variant', 'unstated')})"
     if fig.pool is not None and ours.get("pool_size") != fig.pool:
         return f"pool of {ours.get('pool_size')} items, the paper's is {fig.pool}"
+    if fig.protocol is not None and ours.get("protocol") != fig.protocol:
+        return f"subset protocol {ours.get('protocol')}, the paper's is {fig.protocol} (contiguous blocks of 300)"
     if fig.pixel and fig.resolution is None:
         return "the paper's SSIM/PSNR resolution is not recorded in DESIGN §7"
     if fig.pixel and tuple(ours.get("resolution") or ()) != tuple(fig.resolution):
@@ -162,12 +175,12 @@ def metrics_markdown(flat: dict, baselines_flat: dict[str, dict], paper_rows: li
     lines += [f"- {k}: {v}" for k, v in header.items()]
     lines += [f"- notice: {n}" for n in notices]
     names = list(baselines_flat)
-    lines += ["", "## Metrics", "", _md_row(["metric", "variant", "ours", "± std", "chance", "n", *names]),
-              _md_row(["---"] * (6 + len(names)))]
+    lines += ["", "## Metrics", "", _md_row(["metric", "variant", "ours", "± std", "± sem", "chance", "n", *names]),
+              _md_row(["---"] * (7 + len(names)))]
     for key, r in flat.items():
         base = [fmt(baselines_flat[b].get(key, {}).get("value")) for b in names]
         lines.append(_md_row([key, r.get("variant", ""), fmt(r.get("value")), fmt(r.get("std")),
-                              fmt(r.get("chance")), r.get("n", ""), *base]))
+                              fmt(r.get("sem")), fmt(r.get("chance")), r.get("n", ""), *base]))
     lines += ["", f"## Against the paper ({PAPER_DATASET}, mean of 3 subjects)", "",
               _md_row(["metric", "paper", "NeuroClips", "ours", "comparable", "why not"]), _md_row(["---"] * 6)]
     for row in paper_rows:
@@ -319,6 +332,10 @@ def write_report(out_dir, results: dict, *, config: dict, store_version, checkpo
            "paper_comparison": rows, "notices": notices, "files": files}
     header = {"dataset": dataset, "store version": store_version, "checkpoint": checkpoint,
               "cineneuron": __version__, "created": created}
+    protocols = sorted({r["protocol"] for r in flat.values() if r.get("protocol")})
+    if protocols:
+        header["retrieval protocol"] = ", ".join(protocols) + " (" + "; ".join(_PROTOCOL_TEXT.get(p, p) for p in protocols) + ")"
+        doc["retrieval_protocol"] = protocols[0] if len(protocols) == 1 else protocols
     atomic_write_text(out / "metrics.json", json.dumps(to_jsonable(doc), indent=2, allow_nan=False))
     atomic_write_text(out / "metrics.md", metrics_markdown(flat, base_flat, rows, header=header, notices=notices))
     return files

@@ -117,7 +117,20 @@ def paired_comparison(store, a_results, b_results, truth_rows: list[dict], k: in
 def _by_space(metrics: dict) -> dict:
     """Retrieval per target space (img, txt, act) x direction, as report leaves."""
     return {k: {"value": v, "chance": metrics.get("chance"), "pool_size": metrics.get("pool_size")}
-            for k, v in metrics.items() if k.endswith(("_forward", "_backward"))}
+            for k, v in metrics.items() if k.endswith(("_fmri_to_clip", "_clip_to_fmri"))}
+
+
+def in_time_order(split: dict) -> dict:
+    """The split's samples sorted by run and TR (sample ids read `...-{run}-t{TR}-r{rep}`,
+    compared number by number), so contiguous retrieval blocks are contiguous in time."""
+    import re
+
+    def key(sid: str):
+        return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", sid)]
+
+    order = sorted(range(len(split["sample_id"])), key=lambda i: key(split["sample_id"][i]))
+    return {k: ([v[i] for i in order] if isinstance(v, list) else v[np.asarray(order, dtype=int)])
+            for k, v in split.items()}
 
 
 def router_spread(results) -> dict:
@@ -171,23 +184,27 @@ def reconstructions(store, cfg: RootConfig, rec, results, preds, out_dir: str | 
 
 def evaluate_subject(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, split: str = "test",
                      out_dir: str | None = None, n_videos: int = 6, models: EvalModels | None = None,
-                     metrics: list[str] | None = None, progress=None) -> dict:
-    """metrics: groups to compute (see METRIC_GROUPS); None computes every one it can."""
+                     metrics: list[str] | None = None, progress=None, protocol: str = "neuroclips") -> dict:
+    """metrics: groups to compute (see METRIC_GROUPS); None computes every one it can.
+    protocol: the retrieval subsets, neuroclips (contiguous blocks in time order) or mindeye2."""
     from cineneuron.brain.data import load_split, load_targets
     from cineneuron.eval.brain import evaluate
     from cineneuron.train.stage1 import ridge_baseline, test_targets
     from cineneuron.decode.replay import ReplayDecoder, decode_jpegs
     from cineneuron.errors import CNError
-    from cineneuron.eval.retrieval import retrieval_top1
+    from cineneuron.eval.retrieval import DIRECTIONS, PROTOCOLS, retrieval_top1
     from cineneuron.decode.reconstruct import Reconstructor
 
     step = progress or (lambda *a, **k: None)
+    if protocol not in PROTOCOLS:
+        raise CNError(f"unknown retrieval protocol {protocol!r}; choose {' or '.join(PROTOCOLS)}")
     rec = Reconstructor(store, cfg, subject, dataset)
     test = load_split(store, rec.dataset, rec.subject, split, where="repeat = -1")
     if not test["clip_id"]:
         test = load_split(store, rec.dataset, rec.subject, split)
     if not test["clip_id"]:
         raise CNError(f"subject {subject} has no {split} samples to evaluate")
+    test = in_time_order(test)  # the neuroclips protocol cuts contiguous blocks
     step(1, 6, "predict")
     targets = load_targets(store, test["clip_id"])
     tt = test_targets(targets, test["clip_id"])
@@ -196,13 +213,15 @@ def evaluate_subject(store, cfg: RootConfig, subject: str, *, dataset: str | Non
     results: dict = {"dataset": rec.dataset, "notices": []}
     baselines: dict = {}
     if wants(metrics, "retrieval"):
-        results["retrieval"] = {d: retrieval_top1(preds["img"], tt["img"], direction=d, return_ranks=True)
-                                for d in ("forward", "backward")}
-        results["retrieval_by_space"] = _by_space(evaluate(preds, tt))
+        results["retrieval"] = {d: retrieval_top1(preds["img"], tt["img"], direction=d, return_ranks=True,
+                                                  protocol=protocol)
+                                for d in DIRECTIONS}
+        results["retrieval_by_space"] = _by_space(evaluate(preds, tt, protocol=protocol))
         step(1, 6, "ridge")
         train = load_split(store, rec.dataset, rec.subject, "train")
-        ridge, _ = ridge_baseline(train, load_targets(store, train["clip_id"] + test["clip_id"]), test, cfg.train.seed)
-        baselines["ridge"] = {"retrieval": {d: {"value": ridge[f"img_{d}"]} for d in ("forward", "backward")},
+        ridge, _ = ridge_baseline(train, load_targets(store, train["clip_id"] + test["clip_id"]), test, cfg.train.seed,
+                                  protocol=protocol)
+        baselines["ridge"] = {"retrieval": {d: {"value": ridge[f"img_{d}"]} for d in DIRECTIONS},
                               "retrieval_by_space": _by_space(ridge)}
 
     step(1, 6, "retrieve")

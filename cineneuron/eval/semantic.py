@@ -5,7 +5,9 @@ a classifier (VideoMAE Kinetics-400 for video, an ImageNet ViT for frames) is ru
 reconstruction and on the ground truth. The ground truth's top classes are the "correct"
 classes; each trial draws n−1 other classes at random (never a correct class) and counts a hit
 when a correct class is within the top-k of {correct class} ∪ {n−1 others} on the
-reconstruction's probabilities. Two variants:
+reconstruction's probabilities. A tie with a drawn class is a miss, as in MinD-Video (its
+`argsort(...)[-top_k:]` puts the correct class, listed first, below an equal one) and as in our
+retrieval: an all-equal prediction scores 0, not 1. Two variants:
 
 - ``peer``: the ground truth's top-3 classes; one draw of n−1 others per trial, shared by the
   three; a hit if any of the three wins (MinD-Video/NeuroClips). Chance for 2-way is 0.75.
@@ -60,10 +62,11 @@ def n_way_top_k(
 
     pred_probs, gt_probs: (N, C) class probabilities (video-based) or (N, T, C) (frame-based:
     each frame is one item). variant "peer" (gt top-3, hit if any wins) or "strict" (gt top-1).
-    Returns value (mean hit rate over items and trials), std (binomial, sqrt(p(1−p)/(M·trials)),
-    the peers' convention), std_items (spread of per-item accuracies) and sem_items
-    (std_items/√M: the honest standard error, as trials of one item are correlated), chance
-    (exact, `n_way_chance`), n and the variant.
+    Returns value (mean hit rate over items and trials) and two error bars, each named:
+    std_peer (= std), the peers' convention: MinD-Video returns √(p_i(1−p_i)/trials) per item and
+    the papers report its mean over items; sem, the standard error of `value`: the spread of the
+    per-item hit rates over √M (trials of one item are correlated, so pooling M·trials draws would
+    understate it). Also std_items (that spread), chance (exact, `n_way_chance`), n and the variant.
     """
     if variant not in VARIANT_GT_TOP:
         raise ValueError(f"variant must be one of {sorted(VARIANT_GT_TOP)}")
@@ -77,15 +80,21 @@ def n_way_top_k(
     rng = np.random.default_rng(seed)
     per_item = np.array([_item_accuracy(p, q, g, n_way, top_k, n_trials, rng) for p, q in zip(pred, gt)])
     acc = float(per_item.mean())
+    std_peer = float(np.mean(np.sqrt(per_item * (1 - per_item) / n_trials)))
+    sem = float(per_item.std(ddof=1) / np.sqrt(per_item.size)) if per_item.size > 1 else float("nan")
     return {
         "value": acc,
-        "std": _binomial_std(acc, per_item.size * n_trials),
+        "std": std_peer,
+        "std_peer": std_peer,
+        "sem": sem,
+        "std_convention": "std = std_peer: mean over items of sqrt(p_i(1-p_i)/trials) (MinD-Video, NeuroClips); "
+                          "sem: std of per-item hit rates / sqrt(items)",
         "std_items": float(per_item.std()),
-        "sem_items": float(per_item.std() / np.sqrt(per_item.size)),
+        "sem_items": sem,
         "chance": n_way_chance(n_way, gt_top=g, top_k=top_k),
         "n": int(per_item.size),
         "n_trials": n_trials,
-        "variant": f"{variant}: gt top-{g} vs {n_way - 1} random others, top-{top_k}, {n_trials} trials",
+        "variant": f"{variant}: gt top-{g} vs {n_way - 1} random others, top-{top_k}, {n_trials} trials, ties miss",
     }
 
 
@@ -96,8 +105,9 @@ def _item_accuracy(pred, gt, g, n_way, top_k, n_trials, rng) -> float:
     hits = 0
     for _ in range(n_trials):
         picked = pred[others[rng.choice(others.size, n_way - 1, replace=False)]]  # (n−1,)
-        # a correct class is within top-k iff fewer than k drawn classes score above it
-        hits += bool(((picked[None, :] > pred[correct][:, None]).sum(1) < top_k).any())
+        # a correct class is within top-k iff fewer than k drawn classes score at least as high
+        # (a tie is a miss, as in MinD-Video)
+        hits += bool(((picked[None, :] >= pred[correct][:, None]).sum(1) < top_k).any())
     return hits / n_trials
 
 

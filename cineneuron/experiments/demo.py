@@ -262,10 +262,10 @@ def summarize(s1, ev, before: dict, after: dict, k: int) -> dict:
     mom, txt = r["mom"], b["text-only"]["mom"]
     return {
         "n_test": ev["n_test"],
-        "chance_retrieval": r["retrieval"]["forward"]["chance"],
-        "pool_size": r["retrieval"]["forward"]["pool_size"],
-        "stage1_retrieval": {"forward": r["retrieval"]["forward"]["value"], "backward": r["retrieval"]["backward"]["value"]},
-        "ridge_retrieval": {"forward": ridge.get("img_forward"), "backward": ridge.get("img_backward")},
+        "chance_retrieval": r["retrieval"]["fmri_to_clip"]["chance"],
+        "pool_size": r["retrieval"]["fmri_to_clip"]["pool_size"],
+        "stage1_retrieval": {d: r["retrieval"][d]["value"] for d in ("fmri_to_clip", "clip_to_fmri")},
+        "ridge_retrieval": {d: ridge.get(f"img_{d}") for d in ("fmri_to_clip", "clip_to_fmri")},
         "mom": {"top1_same_superclass": mom["top1_same_superclass"]["value"], "top1_same_action": mom["top1_same_action"]["value"]},
         "text_only": {"top1_same_superclass": txt["top1_same_superclass"]["value"], "top1_same_action": txt["top1_same_action"]["value"]},
         "mom_minus_text_only": {m: {k: r["mom_minus_text_only"][m][k] for k in ("value", "low", "high", "n")}
@@ -285,10 +285,10 @@ def summary_table(s: dict) -> str:
         return f"{x['value']:+.3f} [{x['low']:+.3f}, {x['high']:+.3f}]"
 
     rows = [
-        "| what | forward / superclass | backward / action |",
+        "| what | fMRI→clip / superclass | clip→fMRI / action |",
         "| --- | --- | --- |",
-        f"| stage-1 retrieval top-1 of {s['pool_size']} (chance {s['chance_retrieval']:.3f}) | {f(s['stage1_retrieval']['forward'])} | {f(s['stage1_retrieval']['backward'])} |",
-        f"| ridge baseline retrieval | {f(s['ridge_retrieval']['forward'])} | {f(s['ridge_retrieval']['backward'])} |",
+        f"| stage-1 retrieval top-1 of {s['pool_size']} (chance {s['chance_retrieval']:.3f}) | {f(s['stage1_retrieval']['fmri_to_clip'])} | {f(s['stage1_retrieval']['clip_to_fmri'])} |",
+        f"| ridge baseline retrieval | {f(s['ridge_retrieval']['fmri_to_clip'])} | {f(s['ridge_retrieval']['clip_to_fmri'])} |",
         f"| MoM top-1 memory: same superclass / same action | {f(s['mom']['top1_same_superclass'])} | {f(s['mom']['top1_same_action'])} |",
         f"| text-only top-1 baseline | {f(s['text_only']['top1_same_superclass'])} | {f(s['text_only']['top1_same_action'])} |",
         f"| MoM minus text-only, same samples [95% bootstrap CI] | {d('top1_same_superclass')} | {d('top1_same_action')} |",
@@ -315,9 +315,9 @@ def plot_summary(s: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     k = s["memory_expansion"]["k"]
     me = s["memory_expansion"]
-    labels = ["stage-1 fwd", "ridge fwd", "MoM superclass", "text-only superclass", "MoM action", "text-only action",
+    labels = ["stage-1 fMRI→clip", "ridge fMRI→clip", "MoM superclass", "text-only superclass", "MoM action", "text-only action",
               f"held-out top-{k} before", f"held-out top-{k} after"]
-    vals = [s["stage1_retrieval"]["forward"], s["ridge_retrieval"]["forward"], s["mom"]["top1_same_superclass"],
+    vals = [s["stage1_retrieval"]["fmri_to_clip"], s["ridge_retrieval"]["fmri_to_clip"], s["mom"]["top1_same_superclass"],
             s["text_only"]["top1_same_superclass"], s["mom"]["top1_same_action"], s["text_only"]["top1_same_action"],
             me["before"]["mom"].get(f"top{k}_heldout", 0), me["after"]["mom"].get(f"top{k}_heldout", 0)]
     fig, ax = plt.subplots(figsize=(9, 4))

@@ -6,9 +6,10 @@ Raw (form "raw"), CIFTI-2 dense time series, time × grayordinates, 2 s TR:
     ROOT/subject{k}/fmri/seg{n}/cifti/seg{n}_{1,2}_Atlas.dtseries.nii        training, 2 repeats
     ROOT/subject{k}/fmri/test{n}/cifti/test{n}_{1..R}_Atlas.dtseries.nii     test, R repeats (10)
   Cortex = the CORTEX_LEFT + CORTEX_RIGHT models of the brain-model axis (59,412 in the real
-  data); subcortical models are ignored. Each run is trimmed to n_keep volumes (240): drop the
-  first 1 and last 4 (segments and test1) or the first 2 and last 4 (test2..), then detrended
-  (Legendre polynomial, order detrend_order) and z-scored per voxel.
+  data); subcortical models are ignored. Each run is trimmed to n_keep volumes (240): the last
+  4 are dropped and the first 1 or 2, decided by the run's length as the official code does
+  (245 volumes: 1, 246: 2; any other length is refused), then detrended (Legendre polynomial,
+  order detrend_order) and z-scored per voxel (N-1, as MATLAB's zscore).
 
 Official preprocessed (form "mat"), in ROOT/subject{k}/fmri/ or ROOT/subject{k}/:
     training_fmri.mat   struct fmri, fields data1 (repeat 0), data2 (repeat 1),
@@ -133,10 +134,16 @@ def _run_files(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def _trim_bounds(name: str, cfg: CC2017Config) -> tuple[int, int]:
-    if name.startswith("seg"):
-        return cfg.trim_segment
-    return cfg.trim_test1 if name == "test1" else cfg.trim_test
+def _trim_bounds(n_vol: int, run: str, cfg: CC2017Config) -> tuple[int, int]:
+    """(first, last) volumes to drop, from the run's length as the official preprocessing does
+    (245 volumes: drop 1 leading, else 2; 4 trailing). Any other length is refused: trimming it
+    by its name would silently end one TR off."""
+    tail = cfg.trim_tail
+    for head in (1, 2):
+        if n_vol == head + cfg.n_keep + tail:
+            return head, tail
+    raise CNError(f"run {run} has {n_vol} volumes; cc2017 runs have {cfg.n_keep + 1 + tail} or "
+                  f"{cfg.n_keep + 2 + tail} (1 or 2 leading + {cfg.n_keep} kept + {tail} trailing); check the file or set n_keep")
 
 
 def _raw_loader(path: Path, name: str, cfg: CC2017Config, warnings: list[str]) -> Loader:
@@ -144,7 +151,7 @@ def _raw_loader(path: Path, name: str, cfg: CC2017Config, warnings: list[str]) -
         data, step = read_cifti_cortex(path)  # (n_vol, n_cortex)
         if step is not None and step > 0 and abs(step - cfg.tr) > 1e-3:
             warnings.append(f"CIFTI series step {step} s differs from tr {cfg.tr} s (first seen in {path.name})")
-        head, tail = _trim_bounds(name, cfg)
+        head, tail = _trim_bounds(data.shape[0], path.name, cfg)
         return trim_run(data, head, tail, cfg.n_keep, path.name)
 
     return load
@@ -231,6 +238,8 @@ def _assemble(train, test, cfg: CC2017Config, subject, detrend_order, existing_m
         extra={"n_train_runs": len(runs) - sum(r.split == "test" for r in runs), "n_test_runs": len(test),
                "lag_tr": lag_in_trs(cfg.lag_s, cfg.tr)},
     )
+    if sel_info.get("warning"):
+        data.qc["warnings"].append(sel_info["warning"])
     return data
 
 

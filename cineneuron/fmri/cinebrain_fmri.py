@@ -1,6 +1,8 @@
-"""CineBrain fMRI: per-TR volumes, behaviour CSVs and ROI indices -> aligned 4 s clip samples.
+"""CineBrain fMRI: the released layouts, or our own per-run layout, -> aligned 4 s clip samples.
 
-Layout read (ROOT is the dataset root; k the subject number):
+`load_cinebrain` detects the layout: the release's preprocessed volumes or its raw dtseries
+(both in `cinebrain_release.py`, which documents them), else the per-run layout below, read
+before the release's was known (kept for data already arranged that way):
 
     ROOT/sub-{k:02d}/            also accepted: sub-{k}, sub-{k:04d}, sub{k}, subject{k}
       fmri/{run}/{...}{i}.npy    one file per TR of the run, the TR number i = 0..n-1 being the
@@ -61,8 +63,12 @@ def load_cinebrain_subject(
 
 
 def load_cinebrain(root: str | Path, subject: int, cfg: CineBrainConfig, existing_mask=None) -> SubjectData:
+    from cineneuron.fmri.cinebrain_release import detect_layout, load_release
+
     root = Path(root)
-    sdir = _subject_dir(root, subject)
+    kind, sdir = detect_layout(root, subject)
+    if kind != "custom":
+        return load_release(root, subject, cfg, kind, sdir, existing_mask)
     run_names = _run_names(sdir)
     n_source = _first_tr(sdir / "fmri" / run_names[0]).size
     mask, roi_counts = _roi_mask(sdir, cfg.rois, n_source)
@@ -87,7 +93,8 @@ def load_cinebrain(root: str | Path, subject: int, cfg: CineBrainConfig, existin
         selection={"method": "rois", "rois": list(cfg.rois)}, reliability_all=None,
         constant=constant, nan=nan, n_samples=data.n_samples,
         extra={"roi_counts": roi_counts, "n_runs": len(volumes),
-               "n_volumes": int(sum(v.shape[0] for v in volumes.values()))},
+               "n_volumes": int(sum(v.shape[0] for v in volumes.values())),
+               "preprocessing": {"path": "custom", "steps": "z-score over all runs (N), shift by time_to_tr"}},
     )
     return data
 
@@ -97,14 +104,6 @@ def load_cinebrain(root: str | Path, subject: int, cfg: CineBrainConfig, existin
 
 def _natural_key(name: str):
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
-
-
-def _subject_dir(root: Path, subject: int) -> Path:
-    cands = [f"sub-{subject:02d}", f"sub-{subject}", f"sub-{subject:04d}", f"sub{subject}", f"subject{subject}"]
-    for name in cands:
-        if (root / name / "fmri").is_dir():
-            return root / name
-    raise CNError(f"no CineBrain subject {subject} under {root}: expected {root}/sub-{subject:02d}/fmri/")
 
 
 def _run_names(sdir: Path) -> list[str]:

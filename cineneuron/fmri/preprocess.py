@@ -74,13 +74,14 @@ def detrend(data: np.ndarray, order: int, run: str = "?") -> np.ndarray:
 
 
 def zscore(data: np.ndarray, flat: np.ndarray | None = None) -> np.ndarray:
-    """Z-score each voxel over time; constant voxels (and those flagged in `flat`) become 0.
+    """Z-score each voxel over time with the sample std (N-1, as MATLAB's zscore in the official
+    cc2017 preprocessing); constant voxels (and those flagged in `flat`) become 0.
 
     data: (n_vol, V) -> (n_vol, V) float64.
     """
     data = np.asarray(data, dtype=np.float64)
     mean = data.mean(axis=0)
-    std = data.std(axis=0)
+    std = data.std(axis=0, ddof=1) if data.shape[0] > 1 else np.zeros(data.shape[1])
     zero = std <= 0
     if flat is not None:
         zero |= flat

@@ -76,8 +76,29 @@ def fisher_z(r: np.ndarray) -> np.ndarray:
     return np.arctanh(np.clip(r, -0.999999, 0.999999))
 
 
-def reliability_test(z: np.ndarray, alpha: float, exclude: np.ndarray | None = None) -> dict:
-    """One-sided one-sample t-test of Fisher z across segments, Bonferroni over the tested voxels.
+def fdr_threshold(p: np.ndarray, alpha: float) -> float:
+    """Benjamini-Hochberg: the largest p_(k) with p_(k) <= k/m · alpha (p < it or = it passes);
+    0 when none does. p: the tested voxels' p-values."""
+    m = p.size
+    if m == 0:
+        return 0.0
+    ps = np.sort(p)
+    ok = np.flatnonzero(ps <= alpha * np.arange(1, m + 1) / m)
+    return float(ps[ok[-1]]) if ok.size else 0.0
+
+
+def low_survival_warning(n_selected: int, n_tested: int, how: str) -> str | None:
+    """One line when the reliability test keeps fewer than 1 % or fewer than 100 voxels."""
+    if n_selected < 100 or n_selected < 0.01 * n_tested:
+        return (f"only {n_selected} of {n_tested} voxels passed the reliability test ({how}); "
+                "consider correction=fdr, a higher alpha, selection 'all' or a mask")
+    return None
+
+
+def reliability_test(z: np.ndarray, alpha: float, exclude: np.ndarray | None = None,
+                     correction: str = "bonferroni") -> dict:
+    """One-sided one-sample t-test of Fisher z across segments, corrected over the tested voxels
+    (Bonferroni, the paper's, or Benjamini-Hochberg FDR).
 
     z: (n_segments, V). Returns mask (V,), p (V,), threshold_p, n_tested; excluded voxels get p = 1.
     """
@@ -93,8 +114,13 @@ def reliability_test(z: np.ndarray, alpha: float, exclude: np.ndarray | None = N
             res = stats.ttest_1samp(z[:, tested], 0.0, axis=0, alternative="greater")
         p[tested] = np.nan_to_num(res.pvalue, nan=1.0)
     n_tested = int(tested.sum())
-    threshold = alpha / max(n_tested, 1)
-    return {"mask": (p < threshold) & tested, "p": p, "threshold_p": threshold, "n_tested": n_tested}
+    if correction == "fdr":
+        threshold = fdr_threshold(p[tested], alpha)
+        passed = (p <= threshold) & tested & (threshold > 0)
+    else:
+        threshold = alpha / max(n_tested, 1)
+        passed = (p < threshold) & tested
+    return {"mask": passed, "p": p, "threshold_p": threshold, "n_tested": n_tested}
 
 
 def select_voxels(
@@ -130,13 +156,15 @@ def select_voxels(
         return explicit, info
     if z is None:
         raise CNError("reliability selection needs two repeats of the training data; use selection 'all' or a mask")
-    res = reliability_test(z, selection.alpha, exclude=dead)
+    res = reliability_test(z, selection.alpha, exclude=dead, correction=selection.correction)
+    how = f"alpha {selection.alpha}, {selection.correction} over {res['n_tested']}"
     if not res["mask"].any():
-        raise CNError(
-            f"no voxel passed the reliability test (alpha {selection.alpha}, Bonferroni over {res['n_tested']}); "
-            f"raise alpha or use selection 'all' or a mask"
-        )
-    info.update(alpha=selection.alpha, threshold_p=res["threshold_p"], n_tested=res["n_tested"])
+        raise CNError(f"no voxel passed the reliability test ({how}); raise alpha, use correction=fdr, or selection 'all' or a mask")
+    info.update(alpha=selection.alpha, correction=selection.correction, threshold_p=res["threshold_p"],
+                n_tested=res["n_tested"])
+    warning = low_survival_warning(int(res["mask"].sum()), res["n_tested"], how)
+    if warning:
+        info["warning"] = warning
     return res["mask"], info
 
 

@@ -78,6 +78,8 @@ def ingest_subject(store, source: str, root: str, subject: str, cfg: RootConfig,
         if "nothing was written" in str(e) or n:
             raise
         raise type(e)(f"{e}; nothing was written", exit_code=e.exit_code) from None
-    store.catalog.finish_job(job, n_ok=n, n_failed=0, n_skipped=0, errors=[], store_version=None)
+    # which preprocessing path was taken (CineBrain: preprocessed release, raw, or our own layout)
+    notes = {"preprocessing": data.qc["preprocessing"]} if "preprocessing" in data.qc else None
+    store.catalog.finish_job(job, n_ok=n, n_failed=0, n_skipped=0, errors=[], store_version=None, notes=notes)
     return FmriReport(dataset, subject, data.n_voxels, data.n_tr, data.n_samples, data.qc, missing,
                       time.perf_counter() - t0)

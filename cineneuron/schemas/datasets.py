@@ -20,7 +20,9 @@ class VoxelSelection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["reliability", "mask", "all"] = Field("reliability", description="reliability, a mask file, or all voxels")
-    alpha: float = Field(0.05, gt=0, lt=1, description="family-wise alpha, Bonferroni-corrected over tested voxels")
+    alpha: float = Field(0.05, gt=0, lt=1, description="alpha of the reliability test, corrected over tested voxels")
+    correction: Literal["bonferroni", "fdr"] = Field(
+        "bonferroni", description="bonferroni (family-wise, the paper's) or fdr (Benjamini-Hochberg false discovery rate)")
     mask_path: Path | None = Field(None, description=".npy of bools (one per source voxel) or int indices; method 'mask'")
 
     @model_validator(mode="after")
@@ -42,9 +44,8 @@ class CC2017Config(BaseModel):
     lag_s: float = Field(4.0, ge=0, description="response lag after the clip, a multiple of tr")
     n_tr: int = Field(1, gt=0, description="response volumes per sample")
     n_keep: int = Field(240, gt=0, description="volumes kept per raw run after trimming")
-    trim_segment: tuple[int, int] = Field((1, 4), description="(first, last) volumes dropped from seg runs")
-    trim_test1: tuple[int, int] = Field((1, 4), description="(first, last) volumes dropped from test1 runs")
-    trim_test: tuple[int, int] = Field((2, 4), description="(first, last) volumes dropped from test2.. runs")
+    trim_tail: int = Field(4, ge=0, description="last volumes dropped from raw runs; the first 1 or 2 follow "
+                                               "from the run's length (n_keep+1+tail -> 1, n_keep+2+tail -> 2)")
     detrend_order: int | None = Field(4, ge=0, description="polynomial detrend of raw runs; None: none")
     test_single_repeats: bool = Field(False, description="also emit each test repeat as a sample")
     selection: VoxelSelection = Field(default_factory=VoxelSelection)

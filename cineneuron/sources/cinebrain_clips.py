@@ -1,8 +1,15 @@
 """`cinebrain`: the video side of CineBrain (Gao et al. 2025, episodes of The Big Bang Theory).
 
-The release's own file layout is not fixed here; this is the layout the source reads (arrange
-a download into it, or point the options at your files). It shares the behaviour files of the
-fMRI side (`cineneuron/fmri/cinebrain.py`), so both build the same clip ids:
+The release (read first, when ROOT/video_annos/clips/ exists; `sources/cinebrain_lists.py`):
+
+    ROOT/video_annos/clips/{i:06d}.mp4    the pre-cut clips (33 frames at 8 fps): clip [0, 4) of each
+    ROOT/[sub_0001/]*.json                the CineSync lists: "text" is the clip's caption, the
+                                          list's name (train/test) its split, else clip 7560-8099
+                                          are test
+
+Otherwise, the layout read before the release's was known (arrange episodes into it, or point
+the options at your files). It shares the behaviour files of the fMRI side
+(`cineneuron/fmri/cinebrain_fmri.py`), so both build the same clip ids:
 
     ROOT/stimuli/<episode>.mp4        the videos as shown in the scanner, e.g. stimuli/s01e01.mp4
     ROOT/sub-XX/behavior/<run>.csv    optional (the fMRI side's files): video,start_s,stop_s
@@ -35,22 +42,40 @@ from cineneuron.errors import CNError
 from cineneuron.schemas.records import ClipSpec
 from cineneuron.sources.base import Source, find_videos, natural_key
 from cineneuron.sources.captions import CaptionTable, load_captions
+from cineneuron.sources.cinebrain_lists import CLIP_DIR, find_lists, read_lists, split_of
 from cineneuron.sources.video import windows
 
 
 class CineBrainSource(Source):
     name = "cinebrain"
-    layout = ("ROOT/stimuli/<episode>.mp4 and ROOT/captions.csv (video,start_s,end_s,caption[,split]) "
+    layout = ("the release: ROOT/video_annos/clips/{i:06d}.mp4 with the CineSync JSON lists; or "
+              "ROOT/stimuli/<episode>.mp4 and ROOT/captions.csv (video,start_s,end_s,caption[,split]) "
               "or captions.json; optional ROOT/splits.json")
     defaults = {"clip_s": 4.0, "captions": None, "split": "train"}
 
     def clips(self) -> Iterator[ClipSpec]:
         self._check_root()
+        if (self.root / CLIP_DIR).is_dir():
+            yield from self._release_clips()
+            return
         table, splits = self._captions(), self._splits()
         for video, start, end, shown_split in self._spans():
             entry = table.match(video, start, end) if table else None
             split = splits.get(video) or shown_split or (entry.split if entry else None) or self.options["split"]
             yield self._spec(video, start, end, caption=entry.caption if entry else None, split=split)
+
+    def _release_clips(self) -> Iterator[ClipSpec]:
+        """Every numbered clip file, captioned and split by the CineSync lists (any subject's)."""
+        listed = {i.video: i for i in read_lists(find_lists(self.root))}
+        files = sorted((p for p in (self.root / CLIP_DIR).glob("*.mp4") if p.stem.isdigit()), key=lambda p: int(p.stem))
+        if not files:
+            raise CNError(f"cinebrain: no numbered clips in {self.root / CLIP_DIR}/ (expected 000000.mp4, ...)")
+        end = float(self.options["clip_s"])
+        for path in files:
+            video = f"{CLIP_DIR}/{path.name}"
+            item = listed.get(video)
+            split = item.split if item else split_of("", int(path.stem))
+            yield self._spec(video, 0.0, end, caption=item.text if item else None, split=split)
 
     def _spans(self) -> list[tuple[str, float, float, str | None]]:
         """(video, start, end, split from the behaviour file or None), sorted and deduplicated."""

@@ -286,8 +286,12 @@ class Store(FmriTables):
         fmri = {}
         for s in self.catalog.subjects():
             name = fmri_table_name(s.dataset, s.subject)
-            rows = self.db.open_table(name).count_rows() if name in table_names(self.db) else 0
-            fmri[f"{s.dataset}/{s.subject}"] = {"samples": rows, "n_voxels": s.n_voxels, "n_tr": s.n_tr, "mask_hash": s.mask_hash}
+            splits: dict[str, int] = {}
+            if name in table_names(self.db):
+                for sp in scan(self.db.open_table(name), ["split"]).column("split").to_pylist():
+                    splits[sp] = splits.get(sp, 0) + 1
+            fmri[f"{s.dataset}/{s.subject}"] = {"samples": sum(splits.values()), "by_split": dict(sorted(splits.items())),
+                                                "n_voxels": s.n_voxels, "n_tr": s.n_tr, "mask_hash": s.mask_hash}
         return {
             "uri": self.uri,
             "schema_version": SCHEMA_VERSION,

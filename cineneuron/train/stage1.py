@@ -59,13 +59,13 @@ def predict(model, voxels: np.ndarray, subject: str) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in embed(model, voxels, subject).items()}
 
 
-def ridge_baseline(train: dict, targets, test: dict, seed: int = 0) -> tuple[dict, object]:
+def ridge_baseline(train: dict, targets, test: dict, seed: int = 0, protocol: str = "neuroclips") -> tuple[dict, object]:
     from cineneuron.brain.ridge import RidgeBaseline
 
     tt = targets.take(train["clip_id"])
     ridge = RidgeBaseline().fit(train["voxels"], {"img_frames": tt["img_frames"], "txt": tt["txt"], "act": tt["act"]})
     preds = ridge.predict(test["voxels"])
-    return evaluate(preds, test_targets(targets, test["clip_id"]), seed), ridge
+    return evaluate(preds, test_targets(targets, test["clip_id"]), seed, protocol), ridge
 
 
 def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, resume: bool = False,
@@ -126,7 +126,7 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
         n_seen += cfg.train.batch_size
         if progress:
             val = trainer.val_metrics or {}
-            info = f"loss {m['loss']:.3f}" + (f" | val img fwd {val['img_forward']:.3f}" if "img_forward" in val else "")
+            info = f"loss {m['loss']:.3f}" + (f" | val img fmri->clip {val['img_fmri_to_clip']:.3f}" if "img_fmri_to_clip" in val else "")
             progress(1, trainer.schedule.total_steps, info)
 
     if progress:

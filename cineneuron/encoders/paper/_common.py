@@ -75,17 +75,31 @@ def pick_frames(n_have: int, n_want: int, who: str) -> np.ndarray:
     return np.arange(0, n_have, step)[:n_want]
 
 
-def preprocess(frames: np.ndarray, size: int, mean: Triple, std: Triple, interpolation: str, device, dtype):
+def squash_resize(frames: np.ndarray, size: int) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, size, size, 3) uint8 with OpenCV's bilinear resize, aspect not
+    kept and no antialias: what the official ViCLIP demo does (`cv2.resize` to 224x224)."""
+    import cv2
+
+    if frames.shape[1:3] == (size, size):
+        return frames
+    return np.stack([cv2.resize(np.ascontiguousarray(f), (size, size), interpolation=cv2.INTER_LINEAR) for f in frames])
+
+
+def preprocess(frames: np.ndarray, size: int, mean: Triple, std: Triple, interpolation: str, device, dtype,
+               resize: str = "short_side_crop"):
     """(N, H, W, 3) uint8 -> (N, 3, size, size) normalised tensor.
 
     Square frames of the right size (what the preset's reader gives) are only scaled and
-    normalised, which is exactly what the models' own processors do to them. Other sizes are
-    resized on the shortest edge and centre-cropped, in float with antialiasing (close to, not
-    bit-equal with, the PIL resize the processors use).
+    normalised, which is exactly what the models' own processors do to them. Other sizes, with
+    resize "short_side_crop", are resized on the shortest edge and centre-cropped, in float with
+    antialiasing (close to, not bit-equal with, the PIL resize the processors use); with
+    "squash" they are resized to size x size by `squash_resize` (ViCLIP's upstream).
     """
     import torch
     import torch.nn.functional as F
 
+    if resize == "squash":
+        frames = squash_resize(frames, size)
     x = torch.from_numpy(np.ascontiguousarray(frames)).to(device)  # (N, H, W, 3) uint8
     x = x.permute(0, 3, 1, 2).float().div(255.0)  # (N, 3, H, W) in [0, 1]
     h, w = x.shape[-2:]
@@ -127,7 +141,8 @@ def encode_clips(enc, frames: np.ndarray, n: int, forward) -> np.ndarray:
     with torch.inference_mode():
         for sl in batches(b, c.batch_size):
             clips = frames[sl]
-            x = preprocess(clips.reshape(-1, *clips.shape[2:]), c.size, c.mean, c.std, c.interpolation, dev, dt)
+            x = preprocess(clips.reshape(-1, *clips.shape[2:]), c.size, c.mean, c.std, c.interpolation, dev, dt,
+                           resize=getattr(c, "resize", "short_side_crop"))
             e = forward(x.view(clips.shape[0], n, 3, c.size, c.size)).float()  # (b, dim)
             out[sl] = (F.normalize(e, dim=-1) if c.normalize else e).cpu().numpy()
     return out

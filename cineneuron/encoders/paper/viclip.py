@@ -54,6 +54,9 @@ class ViCLIPConfig(C.RuntimeConfig):
     std: C.Triple = Field(description="per-channel std (ImageNet for the released weights)")
     size: int = Field(gt=0, description="input side in pixels (224)")
     interpolation: Literal["bilinear", "bicubic"] = Field("bilinear", description="resize filter, if frames need it")
+    resize: Literal["squash", "short_side_crop"] = Field(
+        "squash", description="frames not size x size: squash = cv2.resize to size x size, as the official ViCLIP "
+                              "code (what the model saw in training); short_side_crop = shortest edge + centre crop, antialiased")
     normalize: bool = Field(True, description="L2-normalise the output embeddings")
 
     @model_validator(mode="after")
@@ -115,7 +118,9 @@ class ViCLIPEncoder(Encoder):
             preprocessing={
                 "frames": f"{c.sizes.num_frames} frames, every (T // {c.sizes.num_frames})-th",
                 "scale": "1/255",
-                "resize": f"to {c.size}x{c.size} ({c.interpolation}), only if frames are not that size",
+                "resize": (f"cv2.resize (bilinear, no antialias) to {c.size}x{c.size}, aspect not kept, as upstream"
+                           if c.resize == "squash" else C.resize_note(c.size, c.interpolation))
+                          + "; only if frames are not that size",
                 "mean": list(c.mean),
                 "std": list(c.std),
                 "normalized_output": c.normalize,

@@ -66,8 +66,9 @@ def init(store: Optional[str] = StoreOpt,
     from cineneuron.store import Store
 
     cfg = _cfg(store, config, set_, **{"encoders.preset": preset})
+    runtime = {"weights_dir": cfg.encoders.weights_dir} if cfg.encoders.weights_dir else None
     s = Store.create(cfg.store.uri, cfg.encoders.preset, storage_options=cfg.store.storage_options or None,
-                     catalog_dir=cfg.store.catalog_dir)
+                     catalog_dir=cfg.store.catalog_dir, runtime=runtime)
     typer.echo(f"store {s.uri}: preset {s.preset.name}, dims {s.dims}, {s.count()} clips")
 
 
@@ -201,8 +202,11 @@ def ingest(source: str = typer.Argument(..., help="folder | synth | cc2017 | cin
     e = cfg.encoders
     from cineneuron.labels.captioner import captioner_notice, get_captioner
 
+    from cineneuron.runtime import encoder_runtime
+
     cap_cfg = e.captioner.model_dump()
-    io = IngestOptions(limit=limit, batch_size=e.batch_size, backend=e.video_backend, timeout_s=e.video_timeout_s,
+    io = IngestOptions(runtime=encoder_runtime(e), memory_budget_gb=e.memory_budget_gb, chunk=e.sequential_chunk,
+                       limit=limit, batch_size=e.batch_size, backend=e.video_backend, timeout_s=e.video_timeout_s,
                        preview_frames=e.preview_frames, force=force, captioner=get_captioner(cap_cfg, notify=lambda m: None),
                        captioner_notice=captioner_notice(cap_cfg))
     with bar(f"ingest {src.name}", enabled=not quiet) as progress:

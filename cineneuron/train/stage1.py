@@ -55,7 +55,7 @@ def trainer_config(cfg: RootConfig, steps_per_epoch: int, epochs: int | None = N
         lr=lr or t.lr, weight_decay=t.weight_decay, epochs=epochs or t.epochs, steps_per_epoch=steps_per_epoch,
         batch_size=t.batch_size, pct_start=t.pct_start, temperature=t.temperature, lambda_act=t.lambda_act,
         lambda_cls=t.lambda_cls, use_action=t.use_action, use_cls=t.use_cls, focal_gamma=t.focal_gamma,
-        focal_alpha=t.focal_alpha, seed=t.seed, device=t.device, val_every=every,
+        focal_alpha=t.focal_alpha, seed=t.seed, device=t.device, amp=t.precision != "fp32", val_every=every,
         checkpoint_every=ckpt)
 
 

@@ -132,3 +132,35 @@ def test_runtime_fields_are_not_identity(tmp_path):
 
     drop = lambda e: {k: v for k, v in e.config.model_dump().items() if k not in RUNTIME_FIELDS}  # noqa: E731
     assert drop(a) == drop(b)
+
+
+PAPER_COUNTS = {  # the table, built here at published size with random weights
+    "OpenCLIP": 986_109_441, "ViCLIP": 427_590_145, "UMT5": 5_680_910_336, "Wan2.1 DiT": 1_418_996_800,
+    "Wan2.1 VAE": 126_892_531, "Brain Model": 1_232_315_159,
+}
+
+
+@pytest.mark.slow  # ~40 s: imports open_clip, transformers and diffusers in a fresh process
+def test_cn_doctor_full_size_reports_the_published_parameter_counts_with_no_weights(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CN_WEIGHTS_DIR": str(tmp_path)}  # an empty folder: no weights at all
+    r = subprocess.run([sys.executable, "-m", "cineneuron.cli", "doctor", "--preset", "paper", "--full-size", "--json"],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert all(v is not None for v in rep["weights"].values())  # every weight is reported missing...
+    got = {m["model"]: m["params"] for m in rep["models"]}
+    for prefix, want in PAPER_COUNTS.items():  # ...and every model is still sized, within 0.2 %
+        (name,) = [n for n in got if n.startswith(prefix)]
+        assert abs(got[name] - want) <= 0.002 * want, (name, got[name], want)
+    s = rep["stage2"]
+    assert s["grad_ckpt"]["video_tokens"] == 22_815
+    assert s["grad_ckpt"]["total_gib"] * 2**30 < 80e9 < s["no_ckpt"]["total_gib"] * 2**30
+    # without --full-size and without weights, doctor says what is missing and exits 2
+    r = subprocess.run([sys.executable, "-m", "cineneuron.cli", "doctor", "--preset", "paper", "--json"],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert r.returncode == 2 and "open_clip_vit_h14.safetensors" in json.loads(r.stdout)["weights"]["image"]

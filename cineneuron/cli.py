@@ -224,7 +224,7 @@ def ingest(source: str = typer.Argument(..., help="folder | synth | cc2017 | cin
     from cineneuron.runtime import encoder_runtime
 
     cap_cfg = e.captioner.model_dump()
-    io = IngestOptions(runtime=encoder_runtime(e), memory_budget_gb=e.memory_budget_gb, chunk=e.sequential_chunk,
+    io = IngestOptions(runtime=encoder_runtime(e),
                        limit=limit, batch_size=e.batch_size, backend=e.video_backend, timeout_s=e.video_timeout_s,
                        preview_frames=e.preview_frames, force=force, captioner=get_captioner(cap_cfg, notify=lambda m: None),
                        captioner_notice=captioner_notice(cap_cfg))

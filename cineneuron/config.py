@@ -54,10 +54,6 @@ class EncodersConfig(_Section):
         "not part of the encoder identity"))
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description=(
         "encoder compute dtype: auto = bf16 on cuda, fp32 on cpu (UMT5 overflows in fp16)"))
-    memory_budget_gb: float | None = Field(None, gt=0, description=(
-        "memory the encoders may use together; null: the device's memory. Past it, ingest builds and runs "
-        "the encoders one at a time per chunk of clips"))
-    sequential_chunk: int = Field(512, ge=1, description="clips per chunk when encoders run one at a time")
     batch_size: int = Field(16, ge=1, description="clips per encode batch")
     video_backend: Literal["decord", "pyav"] = Field("decord", description="video reader; PyAV is the always-installable fallback")
     video_timeout_s: float = Field(120.0, gt=0, description="per-file decode timeout; a hang fails that file only")

@@ -164,3 +164,19 @@ def test_cn_doctor_full_size_reports_the_published_parameter_counts_with_no_weig
     r = subprocess.run([sys.executable, "-m", "cineneuron.cli", "doctor", "--preset", "paper", "--json"],
                        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert r.returncode == 2 and "open_clip_vit_h14.safetensors" in json.loads(r.stdout)["weights"]["image"]
+
+
+def test_stage2_refuses_in_one_line_when_the_estimate_exceeds_the_budget(monkeypatch, tmp_path):
+    import cineneuron.train.memory as mem
+    from cineneuron.config import load_config
+    from cineneuron.decode.wan_decoder import wan_config
+
+    monkeypatch.setattr(mem, "brain_params", lambda ckpt: 1_000_000)
+    base = {"decode.wan_toy": True, "decode.num_frames": 9, "decode.height": 32, "decode.width": 32}
+    lines = []
+    cfg = load_config(None, {**base, "train.memory_budget_gb": 100.0})
+    est = mem.check_fits(cfg, wan_config(cfg.decode, 12, device="cpu"), tmp_path, "cpu", echo=lines.append)
+    assert lines == [est.line()] and "stage-2 memory estimate" in lines[0] and est.total_gib > 0
+    cfg = load_config(None, {**base, "train.memory_budget_gb": 1e-4})
+    with pytest.raises(CNError, match=r"stage 2 needs about .* GiB but cpu has"):
+        mem.check_fits(cfg, wan_config(cfg.decode, 12, device="cpu"), tmp_path, "cpu", echo=lines.append)

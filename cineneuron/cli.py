@@ -63,8 +63,28 @@ def init(store: Optional[str] = StoreOpt,
     from cineneuron.store import Store
 
     cfg = _cfg(store, config, set_, **{"encoders.preset": preset})
-    s = Store.from_config(cfg.store, create_preset=cfg.encoders.preset)
+    runtime = {"weights_dir": cfg.encoders.weights_dir} if cfg.encoders.weights_dir else None
+    s = Store.from_config(cfg.store, create_preset=cfg.encoders.preset, runtime=runtime)
     typer.echo(f"store {s.uri}: preset {s.preset.name}, dims {s.dims}, {s.count()} clips")
+
+
+@app.command()
+def doctor(preset: Optional[str] = typer.Option(None, "--preset", help="preset to check (default: encoders.preset)"),
+           weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="folder the preset's relative weight paths are under"),
+           full_size: bool = typer.Option(False, "--full-size", help="build every model at its published size even with no weights"),
+           as_json: bool = typer.Option(False, "--json"), config: Optional[Path] = ConfigOpt,
+           set_: Optional[list[str]] = SetOpt):
+    """Check weights file by file, size every model on the meta device (no memory), estimate stage 2, report the device."""
+    from cineneuron.doctor import doctor as run_doctor, format_report
+
+    cfg = _cfg(None, config, set_, **{"encoders.weights_dir": weights_dir})
+    report = run_doctor(cfg, preset_name=preset, full_size=full_size)
+    if as_json:
+        _print_json(report)
+    else:
+        typer.echo(format_report(report))
+    if not report["ok"]:
+        raise typer.Exit(2)
 
 
 @app.command("config")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cineneuron.errors import CNError
 from cineneuron.schemas.datasets import CC2017Config, CineBrainConfig
@@ -49,14 +49,18 @@ class CaptionerConfig(_Section):
 
 class EncodersConfig(_Section):
     preset: str = Field("classic", description="encoder preset: 'classic' (offline, CPU) or 'paper' (local weights), or a preset .json path")
-    device: Literal["cpu", "cuda"] = Field("cpu", description="where encoders run")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description=(
+        "where encoders run: auto (cuda when a GPU is visible, else cpu), cpu, cuda or cuda:N; recorded per run, "
+        "not part of the encoder identity"))
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description=(
+        "encoder compute dtype: auto = bf16 on cuda, fp32 on cpu (UMT5 overflows in fp16)"))
     batch_size: int = Field(16, ge=1, description="clips per encode batch")
     video_backend: Literal["decord", "pyav"] = Field("decord", description="video reader; PyAV is the always-installable fallback")
     video_timeout_s: float = Field(120.0, gt=0, description="per-file decode timeout; a hang fails that file only")
     clip_s: float = Field(2.0, gt=0, description="clip length for sources cut into fixed windows")
     preview_frames: int = Field(8, ge=1, description="JPEG preview frames kept per clip for replay")
     preview_size: int = Field(96, ge=16, description="side of the preview frames, pixels")
-    weights_dir: str | None = Field(None, description="base folder for relative weight paths in a preset")
+    weights_dir: str | None = Field(None, description="base folder for relative weight paths in a preset (else $CN_WEIGHTS_DIR)")
     captioner: CaptionerConfig = Field(default_factory=CaptionerConfig, description="optional vision-language captioner")
 
 
@@ -68,7 +72,22 @@ class BrainConfig(_Section):
     n_tokens: int = Field(16, ge=1, description="fMRI tokens: patches (transformer) / tokens of F")
     d_f: int = Field(64, ge=4, description="width of the fMRI embedding F (B, n_tokens, d_f)")
     dropout: float = Field(0.15, ge=0, lt=1, description="dropout in the backbone")
-    preset: str | None = Field(None, description="named size preset, e.g. 'paper' for 24 x 2048 x 513 (GPU)")
+    preset: str | None = Field(None, description=(
+        "named transformer size preset ('toy', 'small', 'paper' = 24 x 2048 x 513 tokens, GPU); needs backbone=transformer "
+        "(brain.preset=paper with the MLP is refused)"))
+
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_needs_transformer(cls, data):
+        """A size preset is a transformer size: it selects that backbone, and the MLP refuses it."""
+        if isinstance(data, dict) and data.get("preset"):
+            if data.get("backbone") in (None, "transformer"):
+                data = {**data, "backbone": "transformer"}
+            else:
+                raise ValueError(f"brain.preset={data['preset']!r} is a transformer size; with backbone="
+                                 f"{data['backbone']!r} it would be ignored: drop brain.preset or set brain.backbone=transformer")
+        return data
 
 
 class TrainConfig(_Section):
@@ -95,9 +114,19 @@ class TrainConfig(_Section):
         "stage 2 (replay and wan): the router's learning rate is this times stage2_lr, without weight decay "
         "(it starts at uniform weights and is tiny)"))
     grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; null: no clipping")
-    amp: bool = Field(True, description="mixed precision for the Brain Model; only ever used on cuda")
     seed: int = Field(0, description="seed for init, shuffling and dropout")
-    device: Literal["cpu", "cuda"] = Field("cpu", description="training device; mixed precision is used on cuda")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description=(
+        "training device (both stages) and query device: auto (cuda when a GPU is visible, else cpu), cpu, cuda, cuda:N"))
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description=(
+        "compute dtype: auto = bf16 on cuda (the Wan DiT's dtype, and autocast for the Brain Model, router and "
+        "fusion), fp32 on cpu"))
+    micro_batch: int | None = Field(None, ge=1, description=(
+        "Wan stage 2: samples per DiT forward/backward, gradients accumulated over the batch; the InfoNCE batch "
+        "stays whole. null: the whole batch at once"))
+    grad_ckpt: bool = Field(True, description="Wan stage 2: gradient checkpointing in the DiT (recompute each block in backward)")
+    lora_fp32: bool = Field(False, description="Wan stage 2: keep the LoRA weights in fp32 (41 % more activation memory); false: the DiT's dtype")
+    memory_check: bool = Field(True, description="Wan stage 2: refuse before any model loads when the memory estimate exceeds the device")
+    memory_budget_gb: float | None = Field(None, gt=0, description="memory stage 2 may use; null: the device's memory")
     val_every: int = Field(1, ge=1, description="validate on the test split every N epochs (and at the end)")
     checkpoint_every: int = Field(5, ge=1, description="write a resumable checkpoint every N epochs (and at the end)")
     runs_dir: str | None = Field(None, description="where checkpoints go (default: <store>/runs)")
@@ -112,6 +141,9 @@ class DecodeConfig(_Section):
     exact: bool | None = Field(None, description="force the exact (true) or ANN (false) search; null chooses")
     wan_model_dir: str | None = Field(None, description="local diffusers-format Wan2.1 folder; null with wan_toy=true builds toy weights")
     wan_toy: bool = Field(False, description="use toy random Wan weights (tests and demos; output is noise)")
+    wan_random_init: str | None = Field(None, description=(
+        "build the generator from a model config in schemas/presets/models (e.g. 'wan2.1-t2v-1.3b') with random "
+        "weights instead of a folder: the real size through the same code, for GPU checks; output is noise"))
     num_frames: int = Field(57, ge=1, description="Wan frames, must be 4k+1 (cc2017: 57, CineBrain: 33)")
     height: int = Field(624, ge=16, description="Wan height, multiple of 16 (cc2017: 624, CineBrain: 480)")
     width: int = Field(624, ge=16, description="Wan width, multiple of 16 (cc2017: 624, CineBrain: 720)")

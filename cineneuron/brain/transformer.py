@@ -24,6 +24,7 @@ from torch import nn
 
 from cineneuron.brain.mlp import subject_key, subject_modules
 from cineneuron.errors import CNError
+from cineneuron.schemas.models import load_model_config, model_configs
 
 
 @dataclass
@@ -37,17 +38,15 @@ class TransformerConfig:
 
     @classmethod
     def preset(cls, name: str) -> TransformerConfig:
+        """A size kept as data: `schemas/presets/models/brain-<name>.json` (toy, small, paper)."""
         if name not in TRANSFORMER_PRESETS:
             raise CNError(f"unknown transformer preset {name!r}; choose one of {', '.join(TRANSFORMER_PRESETS)}")
         return cls(**TRANSFORMER_PRESETS[name])
 
 
-TRANSFORMER_PRESETS = {
-    "toy": {"n_layers": 2, "hidden": 32, "n_heads": 4, "n_patches": 8, "token_dim": 16, "mlp_ratio": 2.0},
-    "small": {"n_layers": 4, "hidden": 256, "n_heads": 4, "n_patches": 32, "token_dim": 256, "mlp_ratio": 4.0},
-    # The paper: 24 layers x 2048 hidden x 513 tokens (512 patches + the global token).
-    "paper": {"n_layers": 24, "hidden": 2048, "n_heads": 16, "n_patches": 512, "token_dim": 2048, "mlp_ratio": 4.0},
-}
+# Sizes from `schemas/presets/models/brain-*.json`; the paper: 24 layers x 2048 hidden x 513 tokens.
+TRANSFORMER_PRESETS = {n[len("brain-"):]: load_model_config(n, "brain-transformer")["transformer"]
+                       for n in model_configs() if n.startswith("brain-")}
 
 
 class PatchEmbed(nn.Module):

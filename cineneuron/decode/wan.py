@@ -22,13 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # (frames, height, width) per dataset, as in the paper.
 DATASET_SIZES: dict[str, tuple[int, int, int]] = {"cc2017": (57, 624, 624), "cinebrain": (33, 480, 720)}
 
-# The toy configuration from the shared notes: runs in ~0.1 s for 9 frames at 32x32, 2 steps.
-TOY_VAE = dict(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True])
-TOY_TRANSFORMER = dict(
-    patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
-    freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
-    rope_max_seq_len=32,
-)  # fmt: skip
+# The toy and full-size configurations are data: schemas/presets/models/wan-toy.json, wan2.1-t2v-1.3b.json.
 _DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
@@ -39,6 +33,7 @@ class WanDecoderConfig(BaseModel):
 
     model_dir: Path | None = None  # local diffusers-format Wan2.1 folder (transformer/, vae/, scheduler/)
     toy: bool = False  # random toy-size components instead of model_dir
+    random_init: str | None = None  # a model config name (schemas/presets/models): random weights at that size
     toy_text_dim: int = 32  # toy only: match the store's cond width
     lora_dir: Path | None = None  # stage-2 LoRA saved by cineneuron.train.wan_lora.save_lora
     dataset: Literal["cc2017", "cinebrain"] = "cc2017"
@@ -75,8 +70,8 @@ def _default_device() -> str:
 
 def check_inputs(cfg: WanDecoderConfig) -> None:
     """Refuse settings the generator cannot honour exactly. Cheap; loads nothing."""
-    if (cfg.model_dir is None) == (not cfg.toy):
-        raise CNError("give the decoder either model_dir (a local diffusers-format Wan2.1 folder) or toy=True")
+    if sum((cfg.model_dir is not None, cfg.toy, cfg.random_init is not None)) != 1:
+        raise CNError("give the decoder one of model_dir (a local diffusers-format Wan2.1 folder), toy=True or random_init")
     f, h, w = cfg.num_frames, cfg.height, cfg.width
     if f < 1 or (f - 1) % 4:
         near = max(1, f - (f - 1) % 4)
@@ -90,18 +85,40 @@ def check_inputs(cfg: WanDecoderConfig) -> None:
         raise CNError(f"text_len must be at least 1, got {cfg.text_len}")
 
 
-def get_dummy_components(text_dim: int = 32, seed: int = 0) -> dict[str, Any]:
-    """Toy VAE, transformer and scheduler with seeded random weights (global RNG left untouched)."""
-    import torch
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+def wan_architecture(name: str, text_dim: int | None = None) -> dict:
+    """{"transformer", "vae", "scheduler"} kwargs of a Wan model config kept as data (wan-toy, wan2.1-t2v-1.3b)."""
+    from cineneuron.schemas.models import load_model_config
 
-    with torch.random.fork_rng(devices=[]):
+    cfg = load_model_config(name, "wan")
+    t = {k: tuple(v) if k == "patch_size" else v for k, v in cfg["transformer"].items()}
+    if text_dim is not None:
+        t["text_dim"] = int(text_dim)
+    return {"transformer": t, "vae": cfg["vae"], "scheduler": cfg["scheduler"]}
+
+
+def random_components(name: str, text_dim: int | None = None, seed: int = 0, device=None) -> dict[str, Any]:
+    """VAE, transformer and scheduler of a Wan model config with seeded random weights (global RNG untouched).
+
+    device: where the weights are made (torch.device("meta") for sizes only, "cuda" to skip a host copy).
+    """
+    import diffusers
+    import torch
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+
+    arch = wan_architecture(name, text_dim)
+    with torch.random.fork_rng(devices=[]), torch.device(device or "cpu"):
         torch.manual_seed(seed)
-        vae = AutoencoderKLWan(**TOY_VAE)
+        vae = AutoencoderKLWan(**arch["vae"])
         torch.manual_seed(seed)
-        transformer = WanTransformer3DModel(text_dim=text_dim, **TOY_TRANSFORMER)
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+        transformer = WanTransformer3DModel(**arch["transformer"])
+    sched = dict(arch["scheduler"])
+    scheduler = getattr(diffusers, sched.pop("_class_name"))(**sched)
     return {"tokenizer": None, "text_encoder": None, "vae": vae, "scheduler": scheduler, "transformer": transformer}
+
+
+def get_dummy_components(text_dim: int = 32, seed: int = 0) -> dict[str, Any]:
+    """Toy VAE, transformer and scheduler with seeded random weights (the `wan-toy` model config)."""
+    return random_components("wan-toy", text_dim, seed)
 
 
 def _require(path: Path) -> Path:
@@ -160,8 +177,9 @@ def build_pipeline(cfg: WanDecoderConfig):
     import torch
     from diffusers import WanPipeline
 
-    if cfg.toy:
-        comps = get_dummy_components(cfg.toy_text_dim, seed=0)
+    if cfg.toy or cfg.random_init:
+        dev = cfg.device if cfg.random_init else None  # a full-size random DiT is made where it runs
+        comps = random_components(cfg.random_init or "wan-toy", cfg.toy_text_dim, seed=0, device=dev)
         cast_transformer(comps["transformer"], getattr(torch, _DTYPES[cfg.dtype]))
     else:
         comps = load_components(cfg.model_dir, cfg.dtype)

@@ -43,18 +43,26 @@ TOY_NOTICE = ("Wan runs at toy size with random weights (decode.wan_toy=true): i
 # ---------------------------------------------------------------- settings (torch-free)
 
 
-def wan_config(decode_cfg, cond_dim: int, *, device: str | None = None, lora_dir: Path | None = None) -> WanDecoderConfig:
+def wan_config(decode_cfg, cond_dim: int, *, device: str | None = None, lora_dir: Path | None = None,
+               precision: str | None = None) -> WanDecoderConfig:
     """The generator's settings from the root config's `decode` section; checked, nothing loaded.
 
     toy: random toy weights whose text_dim is the store's cond dim. A real folder must have a
     transformer whose text_dim equals the store's cond dim (read from its config.json).
     """
     toy, model_dir = bool(decode_cfg.wan_toy), decode_cfg.wan_model_dir
-    if toy == (model_dir is not None):
+    rand = getattr(decode_cfg, "wan_random_init", None)
+    if sum((toy, model_dir is not None, rand is not None)) != 1:
         raise CNError("set decode.wan_model_dir to a local diffusers-format Wan2.1 folder, or decode.wan_toy=true "
-                      "for toy random weights (noise), not both and not neither")
+                      "for toy random weights (noise), or decode.wan_random_init=wan2.1-t2v-1.3b (random weights at "
+                      "the real size), exactly one of them")
+    if rand is not None:
+        from cineneuron.schemas.models import load_model_config
+
+        load_model_config(rand, "wan")  # an unknown name stops here
     cfg = WanDecoderConfig(
-        model_dir=None if toy else Path(model_dir), toy=toy, toy_text_dim=int(cond_dim), lora_dir=lora_dir,
+        model_dir=None if model_dir is None else Path(model_dir), toy=toy, random_init=rand,
+        toy_text_dim=int(cond_dim), lora_dir=lora_dir, dtype=precision,
         num_frames=decode_cfg.num_frames, height=decode_cfg.height, width=decode_cfg.width,
         num_inference_steps=decode_cfg.steps, guidance_scale=decode_cfg.guidance_scale,
         device=device, seed=decode_cfg.wan_seed)
@@ -237,7 +245,13 @@ class WanMoMDecoder:
         self.decode_cfg = decode_cfg
         self.rec = reconstructor
         cond_dim = self.store.dims["cond"]
-        self.cfg = wan_config(decode_cfg, cond_dim, device=device)  # refuses bad settings; loads nothing
+        precision = None
+        if device is None and reconstructor is not None:  # the query runs where train.device says
+            from cineneuron.runtime import train_runtime
+
+            rt = train_runtime(reconstructor.cfg.train)
+            device, precision = rt["device"], rt["precision"]
+        self.cfg = wan_config(decode_cfg, cond_dim, device=device, precision=precision)  # refuses bad settings; loads nothing
         self.run = None
         if reconstructor is not None:
             base = runs_dir if runs_dir is not None else reconstructor.cfg.train.runs_dir
@@ -251,8 +265,8 @@ class WanMoMDecoder:
 
     @property
     def notice(self) -> str | None:
-        """A line a front end should show: toy weights make noise."""
-        return TOY_NOTICE if self.cfg.toy else None
+        """A line a front end should show: toy (or random) weights make noise."""
+        return TOY_NOTICE if (self.cfg.toy or self.cfg.random_init) else None
 
     def _check_run(self, run: Path, cond_dim: int) -> None:
         meta_path = run / WAN_META

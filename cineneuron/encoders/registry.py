@@ -151,13 +151,29 @@ class EncoderSet:
         return self
 
 
-def create_encoders(preset: Preset, *, store_meta: dict | None = None) -> EncoderSet:
-    """store_meta: per-store encoder state keyed by encoder name (see `init_store_meta`)."""
+def with_runtime(name: str, config: dict, runtime: dict | None) -> dict:
+    """The encoder's config with the run's device, precision and weights folder (`encoders.*`).
+
+    Only fields the encoder declares are set (the classic encoders have none); these fields are
+    runtime, kept out of identity(), so the store's identity check is unaffected by them.
+    """
+    if not runtime:
+        return config
+    fields = registered()[name].Config.model_fields if name in registered() else {}
+    return {**config, **{k: v for k, v in runtime.items() if k in fields and v is not None}}
+
+
+def create_encoders(preset: Preset, *, store_meta: dict | None = None, runtime: dict | None = None) -> EncoderSet:
+    """store_meta: per-store encoder state keyed by encoder name (see `init_store_meta`).
+
+    runtime: {"device", "precision", "weights_dir"} from the root config (`runtime.encoder_runtime`).
+    """
     encs = {}
     store_meta = store_meta or {}
     for m in MODALITIES:
         spec = preset.encoders[m]
-        enc = create_encoder(spec.name, spec.config, spec.dim, store_meta=store_meta.get(spec.name, {}))
+        config = with_runtime(spec.name, spec.config, runtime)
+        enc = create_encoder(spec.name, config, spec.dim, store_meta=store_meta.get(spec.name, {}))
         if enc.modality != m:
             raise CNError(f"preset {preset.name!r} puts encoder {spec.name!r} ({enc.modality}) under {m!r}")
         encs[m] = enc

@@ -207,7 +207,7 @@ def next_steps(work: Path, query: Path) -> str:
 def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: dict | None = None,
              decoder: str = "replay", seed: int = 0) -> dict:
     from cineneuron.eval.run import evaluate_subject
-    from cineneuron.ingest.clips import IngestOptions
+    from cineneuron.ingest.api import ingest_options
     from cineneuron.store import Store
     from cineneuron.train.stage1 import train_stage1
     from cineneuron.train.stage2 import train_stage2
@@ -220,7 +220,7 @@ def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: d
     world, extra = _simulate(work, seed, bar, timed)
     _step(log, "2/7 creating the store (classic preset) and ingesting clips + fMRI")
     store = Store.from_config(cfg.store, create_preset="classic")
-    opts = IngestOptions(batch_size=cfg.encoders.batch_size, backend=cfg.encoders.video_backend)
+    opts = ingest_options(cfg)
     mask_truth = _ingest_world(store, cfg, world, opts, log, bar, timed)
     _step(log, "3/7 stage 1: Brain Model from the store")
     with bar("stage 1", "steps") as p:

@@ -25,10 +25,11 @@ class IngestResult:
 def ingest_options(cfg: RootConfig, *, limit: int | None = None, force: bool = False) -> IngestOptions:
     """The ingest settings of the root config's `encoders` section (captioner included)."""
     from cineneuron.labels.captioner import captioner_notice, get_captioner
+    from cineneuron.runtime import encoder_runtime
 
     e = cfg.encoders
     cap = e.captioner.model_dump()
-    return IngestOptions(limit=limit, batch_size=e.batch_size, backend=e.video_backend, timeout_s=e.video_timeout_s,
+    return IngestOptions(runtime=encoder_runtime(e), limit=limit, batch_size=e.batch_size, backend=e.video_backend, timeout_s=e.video_timeout_s,
                          preview_frames=e.preview_frames, force=force, captioner=get_captioner(cap, notify=lambda m: None),
                          captioner_notice=captioner_notice(cap))
 

@@ -33,6 +33,7 @@ class IngestOptions:
     force: bool = False  # re-encode clips already stored (updates their rows)
     captioner: object | None = None  # a cineneuron.labels.Captioner for clips without a caption
     captioner_notice: str | None = None  # why there is none, said once in the summary
+    runtime: dict | None = None  # encoders' device, precision, weights folder (runtime.encoder_runtime)
 
 
 @dataclass
@@ -206,9 +207,9 @@ class _Writer(threading.Thread):
             raise self.error
 
 
-def prepare_encoders(store: Store):
-    """The store's own encoders, checked against the identity recorded at creation."""
-    encoders = store.encoders()
+def prepare_encoders(store: Store, runtime: dict | None = None):
+    """The store's own encoders (on the run's device and precision), checked against the identity recorded at creation."""
+    encoders = store.encoders(runtime)
     encoders.check_weights()  # a missing file fails here, before any work
     store.check_identity({m: e.identity() for m, e in encoders.items()})
     encoders.build()
@@ -240,7 +241,7 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
     try:
         if todo:
             t_setup = time.perf_counter()
-            encoders = prepare_encoders(store)
+            encoders = prepare_encoders(store, opts.runtime)
             report.setup_s = time.perf_counter() - t_setup
             q: queue.Queue = queue.Queue(maxsize=4)
             stop = threading.Event()

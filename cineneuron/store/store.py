@@ -75,14 +75,17 @@ class Store(FmriTables):
 
     @classmethod
     def create(cls, uri: str, preset: str | Preset = "classic", *, storage_options: dict | None = None,
-               catalog_dir: str | None = None, **search_opts) -> "Store":
-        """Create a store, or open an existing one made with the same preset."""
+               catalog_dir: str | None = None, runtime: dict | None = None, **search_opts) -> "Store":
+        """Create a store, or open an existing one made with the same preset.
+
+        runtime: e.g. {"weights_dir": D}, where relative weight paths resolve (not recorded).
+        """
         preset = preset if isinstance(preset, Preset) else load_preset(preset)
         if cls.exists(uri, storage_options):
             store = cls.open(uri, storage_options=storage_options, catalog_dir=catalog_dir, **search_opts)
             store.check_preset(preset.name)
             return store
-        preset = _with_identity(preset)
+        preset = _with_identity(preset, runtime)
         db = cls._connect(uri, storage_options)
         schema = clips_schema(preset.dims(), preset.frames.n)
         tbl = db.create_table(CLIPS, schema=schema)
@@ -98,14 +101,15 @@ class Store(FmriTables):
         return cls(uri, db, preset, cat, **search_opts)
 
     @classmethod
-    def from_config(cls, cfg, *, create_preset: str | Preset | None = None) -> "Store":
+    def from_config(cls, cfg, *, create_preset: str | Preset | None = None, runtime: dict | None = None) -> "Store":
         """Open (or, with `create_preset`, create) the store a `StoreConfig` describes, with all
-        its search settings: the one way the CLI, the demo and notebooks open a store."""
+        its search settings: the one way the CLI, the demo and notebooks open a store.
+        runtime: for creating, where relative weight paths resolve (see `create`)."""
         opts = {"storage_options": cfg.storage_options or None, "catalog_dir": cfg.catalog_dir,
                 "ann_threshold": cfg.ann_threshold, "index_type": cfg.index_type, "nprobes": cfg.nprobes,
                 "refine_factor": cfg.refine_factor, "ef": cfg.ef, "ivf_partitions": cfg.ivf_partitions}
         if create_preset is not None:
-            return cls.create(cfg.uri, create_preset, **opts)
+            return cls.create(cfg.uri, create_preset, runtime=runtime, **opts)
         return cls.open(cfg.uri, **opts)
 
     # --- self-description ------------------------------------------------------------------
@@ -129,11 +133,14 @@ class Store(FmriTables):
                 diff = sorted(k for k in set(stored) | set(ident) if stored.get(k) != ident.get(k))
                 raise StoreMismatchError(f"the {m} encoder differs from the one store {self.uri} was made with (changed: {', '.join(diff)}); re-create the store or restore the original weights")
 
-    def encoders(self):
-        """The store's encoders, rebuilt from its own description (LanceDB-style)."""
+    def encoders(self, runtime: dict | None = None):
+        """The store's encoders, rebuilt from its own description (LanceDB-style).
+
+        runtime: device, precision and weights folder for this run (not part of the identity).
+        """
         from cineneuron.encoders import create_encoders
 
-        return create_encoders(self.preset, store_meta=self.preset.identity.get("_store_meta", {}))
+        return create_encoders(self.preset, store_meta=self.preset.identity.get("_store_meta", {}), runtime=runtime)
 
     def get_meta(self, key: str) -> tuple[str | None, bytes | None]:
         rows = self.db.open_table(META).search().where(f"key = {sql_str(key)}").to_arrow().to_pylist()
@@ -309,11 +316,11 @@ class Store(FmriTables):
         }
 
 
-def _with_identity(preset: Preset) -> Preset:
+def _with_identity(preset: Preset, runtime: dict | None = None) -> Preset:
     """Fill in each encoder's identity and per-store state (e.g. projection seeds) at creation."""
     from cineneuron.encoders import create_encoders
 
-    encs = create_encoders(preset)
+    encs = create_encoders(preset, runtime=runtime)
     encs.check_weights()
     store_meta = {}
     identity = {}

@@ -31,6 +31,7 @@ from cineneuron.brain.losses import LossWeights, stage1_loss
 from cineneuron.brain.model import BrainModel, load_state, save_state
 from cineneuron.config import TrainConfig
 from cineneuron.errors import CNError
+from cineneuron.runtime import torch_dtype, train_runtime
 
 STATE_NAME = "trainer_state"
 
@@ -92,15 +93,6 @@ def optimizer_step(loss: torch.Tensor, optimizer, scheduler, params, max_norm: f
     scheduler.step()
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CNError(f"device {name!r} asked for but no CUDA GPU is available; use --device cpu")
-    return dev
-
-
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Decay matrices only; biases, norms and the frame-pool logits are not decayed (as nanoGPT)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -116,11 +108,13 @@ class Stage1Trainer:
 
     def __init__(self, model: BrainModel, cfg: TrainConfig, schedule: Schedule):
         self.cfg, self.schedule = cfg, schedule
-        self.device = resolve_device(cfg.device)
+        rt = train_runtime(cfg)  # device and precision: auto = cuda and bf16 when a GPU is visible
+        self.device = torch.device(rt["device"])
         self.model = model.to(self.device)
         self.weights = loss_weights(cfg)
-        self.use_amp = cfg.amp and self.device.type == "cuda"
-        self.amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        # Mixed precision (autocast) only on cuda; the weights and the optimiser stay fp32.
+        self.use_amp = rt["precision"] != "fp32" and self.device.type == "cuda"
+        self.amp_dtype = torch_dtype(rt["precision"]) if self.use_amp else torch.float32
         self.optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, foreach=True)
         self.scheduler = one_cycle(self.optimizer, cfg.lr, schedule.total_steps, cfg.pct_start)
         # A loss scaler only for float16; bfloat16 has float32's range.

@@ -206,6 +206,8 @@ class WanStage2:
     latents: dict  # cache_latents() report
     device: str = "cpu"
     fold: frozenset = frozenset()  # the router's held-out training clips (see train/stage2.py)
+    precision: str = "fp32"
+    estimate: object = None  # train.memory.Stage2Estimate
 
     @property
     def transformer(self):
@@ -220,12 +222,18 @@ class WanStage2:
         self.router.train()
         self.fusion.train()
 
-    def loss(self, batch: dict, weights, generator: torch.Generator | None = None,
-             fold_batch: dict | None = None) -> tuple[torch.Tensor, dict]:
-        """The stage-2 objective on one StoreBatches batch: (loss, float logs).
+    def _autocast(self):
+        """bf16/fp16 autocast for the Brain Model, router and fusion on cuda (train.precision); off on cpu."""
+        import contextlib
 
-        fold_batch: a batch of the router's held-out clips; when given, the router learns only
-        from it and the training batch uses the router's weights without a gradient to them.
+        if not self.device.startswith("cuda") or self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
+
+    def _forward(self, batch: dict, weights, fold_batch: dict | None):
+        """Everything but the DiT, on the whole batch (the InfoNCE batch stays whole).
+
+        Returns (stage-1 + router loss, logs, C (b, text_len, D_c) of the samples with ground truth, x0, has).
         """
         from cineneuron.train.loop import fold_router_loss
         from cineneuron.brain.losses import stage1_loss
@@ -233,38 +241,78 @@ class WanStage2:
         from cineneuron.decode.wan import pad_text
 
         dev, cfg = self.device, self.cfg
-        out = self.model(batch["voxels"].to(dev), self.subject)
-        tgt = {"img": self.model.pool_image_targets(batch["img_frames"].to(dev)), "txt": batch["txt"].to(dev),
-               "act": batch["act"].to(dev), "label_vec": batch["label_vec"].to(dev)}
-        losses = stage1_loss(out, tgt, weights)
-        rows = batch["clip_row"].to(dev)  # (B,) pool rows of the samples' own clips
-        w = self.router(out["F"])  # (B, 3)
-        q = query_vector(out["txt"], out["img"], out["act"], w if fold_batch is None else w.detach())  # (B, d_mix)
-        l_router = router_infonce(q, self.pool.mix, rows, cfg.train.temperature)
-        if fold_batch is not None:
-            l_router = l_router + fold_router_loss(self.model, self.router, fold_batch, self.subject,
-                                                    self.pool.mix, cfg.train.temperature)
-        idx, valid = retrieve_fused(q, self.pool, rows, cfg.decode.top_k)  # (B, k), (B, k)
-        lat = self.cache.get(batch["clip_id"])
-        has = [i for i, c in enumerate(batch["clip_id"]) if c in lat]  # samples whose clip has ground truth
-        l_fm = torch.zeros((), device=dev)
+        with self._autocast():
+            out = self.model(batch["voxels"].to(dev), self.subject)
+            out = {k: v.float() for k, v in out.items()}  # losses in fp32
+            tgt = {"img": self.model.pool_image_targets(batch["img_frames"].to(dev)).float(), "txt": batch["txt"].to(dev),
+                   "act": batch["act"].to(dev), "label_vec": batch["label_vec"].to(dev)}
+            losses = stage1_loss(out, tgt, weights)
+            rows = batch["clip_row"].to(dev)  # (B,) pool rows of the samples' own clips
+            w = self.router(out["F"]).float()  # (B, 3)
+            q = query_vector(out["txt"], out["img"], out["act"], w if fold_batch is None else w.detach())  # (B, d_mix)
+            l_router = router_infonce(q, self.pool.mix, rows, cfg.train.temperature)
+            if fold_batch is not None:
+                l_router = l_router + fold_router_loss(self.model, self.router, fold_batch, self.subject,
+                                                        self.pool.mix, cfg.train.temperature)
+            idx, valid = retrieve_fused(q, self.pool, rows, cfg.decode.top_k)  # (B, k), (B, k)
+            lat = self.cache.get(batch["clip_id"])
+            has = [i for i, c in enumerate(batch["clip_id"]) if c in lat]  # samples whose clip has ground truth
+            c = x0 = None
+            if has:
+                sel = torch.tensor(has, device=dev)
+                t_star = self.pool.t_star(self.store, idx[sel, 0].tolist())
+                c, _, _ = fuse(self.fusion, out["F"][sel], t_star, self.pool.img[idx[sel]], self.pool.act[idx[sel]], valid[sel])
+                c = pad_text(c, self.wcfg.text_len)  # (b, text_len, D_c): zeros after the real tokens, as at generation
+                x0 = torch.from_numpy(np.stack([lat[batch["clip_id"][i]] for i in has])).float().to(dev)  # (b, z, F', h, w)
+        rest = losses["loss"] + cfg.train.lambda_router * l_router
+        logs = {"stage1": losses["loss"].detach().item(), "router": l_router.detach().item(),
+                "w_spread": w.std(0).mean().detach().item()}
+        return rest, logs, c, x0, has
+
+    def loss(self, batch: dict, weights, generator: torch.Generator | None = None,
+             fold_batch: dict | None = None) -> tuple[torch.Tensor, dict]:
+        """The stage-2 objective on one StoreBatches batch, the whole batch through the DiT at once: (loss, float logs).
+
+        fold_batch: a batch of the router's held-out clips; when given, the router learns only
+        from it and the training batch uses the router's weights without a gradient to them.
+        """
+        rest, logs, c, x0, has = self._forward(batch, weights, fold_batch)
+        l_fm = torch.zeros((), device=self.device)
         if has:
-            sel = torch.tensor(has, device=dev)
-            t_star = self.pool.t_star(self.store, idx[sel, 0].tolist())
-            c, _, _ = fuse(self.fusion, out["F"][sel], t_star, self.pool.img[idx[sel]], self.pool.act[idx[sel]], valid[sel])
-            c = pad_text(c, self.wcfg.text_len)  # (b, text_len, D_c): zeros after the real tokens, as at generation
-            x0 = torch.from_numpy(np.stack([lat[batch["clip_id"][i]] for i in has])).float().to(dev)  # (b, z, F', h, w)
             l_fm = wt.flow_matching_loss(self.transformer, self.scheduler, x0, c, generator)
-        loss = l_fm + losses["loss"] + cfg.train.lambda_router * l_router
-        logs = {k: v.detach().item() for k, v in (("loss", loss), ("flow", l_fm), ("stage1", losses["loss"]),
-                                                    ("router", l_router), ("w_spread", w.std(0).mean()))}
-        return loss, logs
+        loss = l_fm + rest
+        return loss, {"loss": loss.detach().item(), "flow": l_fm.detach().item(), **logs}
+
+    def backward(self, batch: dict, weights, generator: torch.Generator | None = None,
+                 fold_batch: dict | None = None, micro_batch: int | None = None) -> dict:
+        """Gradients of the stage-2 objective, the DiT run `micro_batch` samples at a time (accumulated).
+
+        The Brain Model, router and fusion see the whole batch once (InfoNCE over the whole batch);
+        each micro-batch's flow-matching loss is weighted by its share of the batch and its
+        backward frees that micro-batch's DiT activations before the next one runs.
+        """
+        rest, logs, c, x0, has = self._forward(batch, weights, fold_batch)
+        if not has:
+            rest.backward()
+            return {"loss": rest.detach().item(), "flow": 0.0, **logs}
+        mb = micro_batch or len(has)
+        chunks = [slice(i, i + mb) for i in range(0, len(has), mb)]
+        flow = 0.0
+        for j, sl in enumerate(chunks):
+            share = x0[sl].shape[0] / len(has)
+            l_fm = wt.flow_matching_loss(self.transformer, self.scheduler, x0[sl], c[sl], generator) * share
+            last = j == len(chunks) - 1
+            (l_fm + rest if last else l_fm).backward(retain_graph=not last)  # the fusion's graph serves every chunk
+            flow += l_fm.detach().item()
+        return {"loss": flow + rest.detach().item(), "flow": flow, **logs}
 
 
-def _upcast_lora(transformer) -> None:
-    """LoRA weights learn in fp32 even when the base DiT runs in bf16 (peft casts activations)."""
+def _lora_dtype(transformer, fp32: bool) -> None:
+    """LoRA weights in the DiT's dtype, or fp32 with train.lora_fp32 (peft then casts every LoRA input to
+    fp32 too, which costs about 41 % more activation memory at the paper's size)."""
+    dtype = torch.float32 if fp32 else transformer.dtype
     for p in wt.lora_parameters(transformer):
-        p.data = p.data.float()
+        p.data = p.data.to(dtype)
 
 
 def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, progress=None) -> WanStage2:
@@ -273,11 +321,16 @@ def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None,
     from cineneuron.decode.wan import build_pipeline
     from cineneuron.store.runs import check_compatible, latest_checkpoint, resolve_dataset
 
-    device = cfg.train.device
-    wcfg = wan_config(cfg.decode, store.dims["cond"], device=device)  # bad settings stop here, before any load
+    from cineneuron.runtime import train_runtime
+    from cineneuron.train.memory import check_fits
+
+    rt = train_runtime(cfg.train)
+    device = rt["device"]
+    wcfg = wan_config(cfg.decode, store.dims["cond"], device=device, precision=rt["precision"])  # bad settings stop here
     subject = str(subject)
     dataset = resolve_dataset(store, subject, dataset)
     src = latest_checkpoint(store, dataset, subject, base=cfg.train.runs_dir)  # replay stage 2, else stage 1
+    estimate = check_fits(cfg, wcfg, src, device)  # printed; refused here when it cannot fit, before any model loads
     model, router, mcfg, extra = load_mom(src)
     check_compatible(store, extra, dataset, subject)
     train_ids = sample_clip_ids(store, dataset, subject, "train")
@@ -291,7 +344,9 @@ def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None,
         raise CNError(f"the Wan transformer takes text_dim={pipe.transformer.config.text_dim} but the store's cond dim is {store.dims['cond']}")
     wt.add_lora(pipe.transformer, r=cfg.decode.wan_lora_rank, alpha=cfg.decode.wan_lora_alpha)
     wt.freeze(pipe.vae)
-    _upcast_lora(pipe.transformer)
+    _lora_dtype(pipe.transformer, cfg.train.lora_fp32)
+    if cfg.train.grad_ckpt:
+        pipe.transformer.enable_gradient_checkpointing()  # each block recomputed in backward: ~1/14 of the memory
     cache = LatentCache(store, latent_key(wcfg.num_frames, wcfg.height, wcfg.width, pipe.vae))
     report = cache_latents(store, cache, pipe.vae, targets.ids, wcfg, backend=cfg.encoders.video_backend,
                            timeout_s=cfg.encoders.video_timeout_s, progress=progress)
@@ -302,7 +357,8 @@ def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None,
     model, router, fusion = model.to(device), router.to(device), fusion.to(device)
     fold = frozenset(router_fold(store, train_ids, cfg.train.router_holdout, cfg.train.seed))
     return WanStage2(store, cfg, dataset, subject, Path(src), wcfg, model, mcfg, router, fusion, pipe,
-                     wt.train_scheduler(source=pipe.scheduler), targets, pool, cache, report, device, fold)
+                     wt.train_scheduler(source=pipe.scheduler), targets, pool, cache, report, device, fold,
+                     rt["precision"], estimate)
 
 
 # ---------------------------------------------------------------- the command
@@ -326,15 +382,16 @@ def save_run(parts: WanStage2, out_dir: Path, step: int, last: dict) -> None:
             "top_k": cfg.decode.top_k,  # the fusion learned from exactly this many memories
             "latent_key": parts.cache.key, "lora": {"r": cfg.decode.wan_lora_rank, "alpha": cfg.decode.wan_lora_alpha},
             "source_checkpoint": str(parts.source_checkpoint), "latents": {k: v for k, v in parts.latents.items() if k != "failed"},
-            "failed_clips": parts.latents["failed"], "last": last}
+            "failed_clips": parts.latents["failed"], "last": last, "random_init": w.random_init,
+            "runtime": {"device": parts.device, "precision": parts.precision, "grad_ckpt": cfg.train.grad_ckpt,
+                        "micro_batch": cfg.train.micro_batch, "lora_fp32": cfg.train.lora_fp32}}
     atomic_write_text(out_dir / WAN_META, json.dumps(meta, indent=1))
 
 
 def train_stage2_wan(store, cfg: RootConfig, subject: str, dataset: str | None = None, progress=None) -> dict:
     """Stage 2 with the Wan generator; returns {"run_dir", "seconds", "steps", "last", "latents"[, "notice"]}."""
     from cineneuron.brain.data import StoreBatches
-    from cineneuron.train.loop import Schedule, loss_weights, optimizer_step, stage2_optimizer
-    from cineneuron.train.loop import forever
+    from cineneuron.train.loop import Schedule, forever, loss_weights, stage2_optimizer
 
     t0 = time.perf_counter()
     parts = prepare(store, cfg, subject, dataset=dataset, progress=progress)
@@ -359,8 +416,13 @@ def train_stage2_wan(store, cfg: RootConfig, subject: str, dataset: str | None =
         for batch in batches(epoch):
             if step >= sched_.total_steps:  # OneCycle cannot step past its total
                 break
-            loss, last = parts.loss(batch, weights, gen, next(fold_batches) if fold_batches else None)
-            optimizer_step(loss, opt, sched, params, cfg.train.grad_clip)
+            opt.zero_grad(set_to_none=True)
+            last = parts.backward(batch, weights, gen, next(fold_batches) if fold_batches else None,
+                                  micro_batch=cfg.train.micro_batch)
+            if cfg.train.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+            opt.step()
+            sched.step()
             step += 1
             if progress:
                 progress(1, sched_.total_steps, f"loss {last['loss']:.3f} flow {last['flow']:.3f}")
@@ -371,6 +433,10 @@ def train_stage2_wan(store, cfg: RootConfig, subject: str, dataset: str | None =
     summary = {"run_dir": str(out_dir), "seconds": round(time.perf_counter() - t0, 1), "steps": step, "last": last,
                "latents": {"encoded": parts.latents["encoded"], "cached": parts.latents["cached"],
                            "failed": len(parts.latents["failed"])}}
-    if parts.wcfg.toy:
+    summary.update(device=parts.device, precision=parts.precision, grad_ckpt=cfg.train.grad_ckpt,
+                   micro_batch=cfg.train.micro_batch, lora_fp32=cfg.train.lora_fp32)
+    if parts.estimate is not None:
+        summary["memory_estimate_gib"] = round(parts.estimate.total_gib, 2)
+    if parts.wcfg.toy or parts.wcfg.random_init:
         summary["notice"] = TOY_NOTICE
     return summary

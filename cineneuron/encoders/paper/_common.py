@@ -23,7 +23,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Config fields that change how fast an encoder runs, not what it computes: kept out of identity().
-RUNTIME_FIELDS = {"device", "batch_size", "precision"}
+RUNTIME_FIELDS = {"device", "batch_size", "precision", "weights_dir"}
 
 Triple = tuple[float, float, float]
 
@@ -31,15 +31,16 @@ Triple = tuple[float, float, float]
 class RuntimeConfig(EncoderConfig):
     """Fields every paper encoder has. `precision` is the compute dtype of the model."""
 
-    device: Literal["cpu", "cuda"] = Field("cpu", description="where the model runs")
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="where the model runs (set from encoders.device)")
     batch_size: int = Field(16, gt=0, description="images, clips or prompts per forward pass")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="model compute dtype")
+    weights_dir: str | None = Field(None, description="base of relative weight paths (encoders.weights_dir); else $CN_WEIGHTS_DIR")
 
 
-def resolve_path(path: str) -> Path:
-    """A config path: `~` expanded; a relative path is taken under $CN_WEIGHTS_DIR when set."""
+def resolve_path(path: str, weights_dir: str | None = None) -> Path:
+    """A config path: `~` expanded; a relative path is taken under `weights_dir`, else $CN_WEIGHTS_DIR when set."""
     p = Path(path).expanduser()
-    root = os.environ.get("CN_WEIGHTS_DIR")
+    root = weights_dir or os.environ.get("CN_WEIGHTS_DIR")
     if root and not p.is_absolute():
         p = Path(root).expanduser() / p
     return p
@@ -48,7 +49,7 @@ def resolve_path(path: str) -> Path:
 def torch_device(device: str):
     import torch
 
-    if device == "cuda" and not torch.cuda.is_available():
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise CNError("encoder config says device 'cuda' but no CUDA GPU is visible; set device to 'cpu'")
     return torch.device(device)
 

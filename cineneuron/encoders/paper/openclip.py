@@ -64,14 +64,14 @@ class _OpenClip(Encoder):
     # --- weights ---------------------------------------------------------------------------
     def _local_dir(self) -> Path | None:
         m = self.config.model
-        return C.resolve_path(m[len(LOCAL_DIR) :]) if m.startswith(LOCAL_DIR) else None
+        return C.resolve_path(m[len(LOCAL_DIR) :], self.config.weights_dir) if m.startswith(LOCAL_DIR) else None
 
     def _weight_files(self) -> list[Path]:
         """The files that define the model; each must exist."""
         folder = self._local_dir()
         if folder is None:
             expected = f"the {self.config.model} open_clip checkpoint (.safetensors, .bin or .pt)"
-            return [W.require(C.resolve_path(self.config.weights), expected)]
+            return [W.require(C.resolve_path(self.config.weights, self.config.weights_dir), expected)]
         expected = "an open_clip model folder (open_clip_config.json and its weights)"
         W.require(folder, expected, kind="dir")
         cfg = W.require(folder / "open_clip_config.json", f"the open_clip_config.json of {folder.name}")
@@ -114,7 +114,7 @@ class _OpenClip(Encoder):
         if self._local_dir() is not None:
             name, pretrained = LOCAL_DIR + str(self._local_dir()), None
         else:
-            name, pretrained = c.model, str(C.resolve_path(c.weights))
+            name, pretrained = c.model, str(C.resolve_path(c.weights, c.weights_dir))
         model, _, _ = open_clip.create_model_and_transforms(name, pretrained=pretrained, **kwargs)
         return model.eval()
 

@@ -39,7 +39,7 @@ class UMT5Cond(Encoder):
 
     def _dir(self):
         expected = "a Wan2.1 diffusers folder (text_encoder/, tokenizer/)"
-        return W.require(C.resolve_path(self.config.model_dir), expected, kind="dir")
+        return W.require(C.resolve_path(self.config.model_dir, self.config.weights_dir), expected, kind="dir")
 
     def _weight_files(self):
         root = self._dir()

@@ -81,7 +81,7 @@ class ViCLIPEncoder(Encoder):
 
     def _weights_path(self):
         expected = "the ViCLIP checkpoint (ViClip-InternVid-10M-FLT.pth or its .safetensors)"
-        return W.require(C.resolve_path(self.config.weights), expected)
+        return W.require(C.resolve_path(self.config.weights, self.config.weights_dir), expected)
 
     def check_weights(self) -> None:
         self._weights_path()

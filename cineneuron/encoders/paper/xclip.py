@@ -68,7 +68,7 @@ class XCLIPEncoder(Encoder):
 
     def _dir(self):
         expected = "an X-CLIP model folder (config.json + weights)"
-        return W.require(C.resolve_path(self.config.model_dir), expected, kind="dir")
+        return W.require(C.resolve_path(self.config.model_dir, self.config.weights_dir), expected, kind="dir")
 
     def _weight_files(self):
         folder = self._dir()

@@ -111,9 +111,14 @@ class Store(FmriTables):
             raise StoreMismatchError(f"store {self.uri} was made with preset '{self.preset.name}', not '{name}'; use another --store or --preset {self.preset.name}")
 
     def check_identity(self, identity: dict[str, dict]) -> None:
-        """Refuse encoders whose identity (weights hash, preprocessing, dims) differs from the store's."""
+        """Refuse encoders whose identity (weights hash, preprocessing, dims) differs from the store's.
+
+        Both sides go through a JSON round trip first: the stored identity was read back from JSON
+        (tuples became lists, int keys strings), the live one was not, and only values count.
+        """
         for m, ident in identity.items():
-            stored = self.preset.identity.get(m)
+            stored = _as_json(self.preset.identity.get(m))
+            ident = _as_json(ident)
             if stored is not None and stored != ident:
                 diff = sorted(k for k in set(stored) | set(ident) if stored.get(k) != ident.get(k))
                 raise StoreMismatchError(f"the {m} encoder differs from the one store {self.uri} was made with (changed: {', '.join(diff)}); re-create the store or restore the original weights")
@@ -294,6 +299,11 @@ class Store(FmriTables):
         }
 
 
+def _as_json(obj):
+    """`obj` as it reads back from JSON (tuples -> lists, keys -> str), the form stored identities have."""
+    return None if obj is None else json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
 def _with_identity(preset: Preset) -> Preset:
     """Fill in each encoder's identity and per-store state (e.g. projection seeds) at creation."""
     from cineneuron.encoders import create_encoders
@@ -307,4 +317,5 @@ def _with_identity(preset: Preset) -> Preset:
         enc.store_meta = store_meta.get(enc.name, {})
         identity[m] = enc.identity()
     identity["_store_meta"] = store_meta
-    return preset.model_copy(update={"identity": identity})
+    # Kept in its JSON form from the start, so the store just created and the store reopened agree.
+    return preset.model_copy(update={"identity": _as_json(identity)})

@@ -19,8 +19,18 @@ from cineneuron.store.runs import check_compatible, latest_checkpoint, resolve_d
 
 
 def pool_where(cfg: RootConfig, where: str | None) -> str | None:
-    parts = [p for p in (cfg.decode.pool_filter, where) if p]
-    return " AND ".join(f"({p})" for p in parts) or None
+    """`(pool_filter) AND (where)`, both parsed and rewritten (store/where.py): a user filter can
+    only narrow the pool; one that does not parse, or names an unknown column, is exit 2."""
+    from cineneuron.store.where import combine
+
+    return combine(cfg.decode.pool_filter, where)
+
+
+def pool_guard(cfg: RootConfig) -> str | None:
+    """The test-clip guard alone, which the store applies as its own mask besides the filter."""
+    from cineneuron.store.where import combine
+
+    return combine(cfg.decode.pool_filter, None)
 
 
 class Reconstructor:
@@ -57,7 +67,7 @@ class Reconstructor:
         if uniform_router:
             preds = {**preds, "w": np.full_like(preds["w"], 1 / 3)}
         return retrieve(self.store, preds, k, where=pool_where(self.cfg, where), exclude=exclude,
-                        exact=self.cfg.decode.exact, sample_names=names)
+                        exact=self.cfg.decode.exact, sample_names=names, guard=pool_guard(self.cfg))
 
 
 def run_query(store, cfg: RootConfig, fmri: str, subject: str, *, dataset: str | None = None,
@@ -65,6 +75,7 @@ def run_query(store, cfg: RootConfig, fmri: str, subject: str, *, dataset: str |
     from cineneuron.decode.base import create_decoder
     from cineneuron.decode.video_io import write_mp4
 
+    combined = pool_where(cfg, where)  # a bad filter is refused before any model loads
     if out and cfg.decode.decoder == "wan":
         from cineneuron.decode.wan_decoder import wan_config
 
@@ -86,6 +97,6 @@ def run_query(store, cfg: RootConfig, fmri: str, subject: str, *, dataset: str |
     return {
         "subject": rec.subject, "dataset": rec.dataset, "checkpoint": str(rec.checkpoint),
         "store_version": store.version, "decoder": cfg.decode.decoder, "top_k": cfg.decode.top_k,
-        "where": pool_where(cfg, where),
+        "where": combined,
         "queries": [{**r.to_dict(), "video": v} for r, v in zip(results, videos)],
     }

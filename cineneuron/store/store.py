@@ -245,12 +245,15 @@ class Store(FmriTables):
         return True
 
     def search_mix(self, vectors: np.ndarray, k: int = 10, *, where: str | None = None,
-                   exclude: list[list[str]] | list[str] | None = None, exact: bool | None = None) -> SearchResult:
+                   exclude: list[list[str]] | list[str] | None = None, exact: bool | None = None,
+                   guard: str | None = None) -> SearchResult:
         """Top-k clip ids by inner product with `mix`, for a (B, d) batch of query vectors.
 
         where: a SQL filter such as "source IN ('a','b')" or "split = 'train'".
         exclude: ids to leave out, one list for all queries or one list per query.
         exact: None chooses the ANN index when one exists, else the in-memory matmul.
+        guard: a filter applied on its own as well (the test-clip guard): a row it excludes is never
+        returned, whatever `where` says.
         """
         q = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         if q.shape[1] != self.preset.mix_dim:
@@ -263,9 +266,12 @@ class Store(FmriTables):
             # IVF-Flat scores are already exact: re-ranking would only re-read the same vectors.
             return ann_search(self.clips, q, k, where, exclude, nprobes=self.nprobes,
                               refine_factor=None if self.index_type == "ivf_flat" else self.refine_factor,
-                              ef=self.ef if self.index_type == "ivf_hnsw_sq" else None)
+                              ef=self.ef if self.index_type == "ivf_hnsw_sq" else None, guard=guard)
         self._exact.refresh(self.clips, self.version)
         allowed = self._exact.allowed(self.clips, where)
+        if guard:
+            safe = self._exact.allowed(self.clips, guard)
+            allowed = safe if allowed is None else allowed & safe
         return self._exact.search(q, k, allowed, exclude)
 
     # --- summary ---------------------------------------------------------------------------

@@ -38,7 +38,9 @@ def _cfg(store: str | None, config: Path | None = None, sets: list[str] | None =
         raise CNError(f"--set {bad[0]!r} must look like section.key=value, e.g. train.lr=3e-4")
     import yaml
 
-    overrides = {k: yaml.safe_load(v) for k, v in items.items()}
+    from cineneuron.config import NULL
+
+    overrides = {k: NULL if (v := yaml.safe_load(val)) is None else v for k, val in items.items()}
     overrides.update({k: v for k, v in over.items() if v is not None})
     if store:
         overrides["store.uri"] = store
@@ -52,6 +54,30 @@ def _open(cfg: RootConfig):
     return Store.open(s.uri, storage_options=s.storage_options or None, catalog_dir=s.catalog_dir,
                       ann_threshold=s.ann_threshold, index_type=s.index_type, nprobes=s.nprobes,
                       refine_factor=s.refine_factor, ef=s.ef, ivf_partitions=s.ivf_partitions)
+
+
+def _check_cfg_preset(cfg: RootConfig, s) -> None:
+    """A preset named in the config (`--set encoders.preset=…`) must be the store's: never silently ignored."""
+    if cfg.encoders.preset:
+        from cineneuron.schemas.presets import load_preset
+
+        name = cfg.encoders.preset
+        s.check_preset(load_preset(name).name if name.endswith(".json") else name)
+
+
+def _check_ingest_args(source: str, subject: list[str] | None, limit: int | None, clips_only: bool) -> None:
+    """Everything that can be refused before a single clip is written."""
+    from cineneuron.ingest.fmri import FMRI_SOURCES
+
+    if limit is not None and limit < 0:
+        raise CNError(f"--limit must be 0 or more (got {limit}); leave it out to ingest every clip")
+    if subject and not clips_only:
+        if source not in FMRI_SOURCES:
+            raise CNError(f"--subject: source {source!r} has no fMRI (fMRI sources: {', '.join(FMRI_SOURCES)}); "
+                          "drop --subject to ingest its clips only")
+        bad = [s for s in subject if not s.strip().isdigit()]
+        if bad:
+            raise CNError(f"--subject must be a number for {source} (got {bad[0]!r})")
 
 
 def _print_json(obj) -> None:
@@ -192,10 +218,12 @@ def ingest(source: str = typer.Argument(..., help="folder | synth | cc2017 | cin
     from cineneuron.progress import bar
     from cineneuron.sources import get_source
 
+    _check_ingest_args(source, subject, limit, clips_only)
     cfg = _cfg(store, config, set_, **{"encoders.batch_size": batch_size})
     s = _open(cfg)
     if preset:
         s.check_preset(preset)
+    _check_cfg_preset(cfg, s)
     opts = {"source_name": source_name} if source_name else {}
     src = get_source(source)(str(root), **opts)
     e = cfg.encoders
@@ -235,6 +263,7 @@ def train(stage: int = typer.Option(1, "--stage", min=1, max=2, help="1: semanti
             "train.epochs" if stage == 1 else "train.stage2_epochs": epochs, "decode.decoder": decoder}
     cfg = _cfg(store, config, set_, **over)
     s = _open(cfg)
+    _check_cfg_preset(cfg, s)
     with bar(f"train stage {stage}", unit="steps", enabled=not quiet) as progress:
         if stage == 1:
             from cineneuron.train.stage1 import train_stage1
@@ -286,8 +315,12 @@ def query(fmri: Path = typer.Option(..., "--fmri", help=".npy, .npz, .h5 or .nii
     """Reconstruct from fMRI: retrieve memories with MoM and decode them to video."""
     from cineneuron.decode.reconstruct import run_query
 
+    if out is not None and out.suffix.lower() != ".mp4":
+        raise CNError(f"--out {out}: only .mp4 videos are written; give a path ending in .mp4")
     cfg = _cfg(store, config, set_, **{"decode.top_k": top_k, "decode.decoder": decoder})
-    res = run_query(_open(cfg), cfg, str(fmri), subject, dataset=dataset, out=str(out) if out else None, where=where)
+    s = _open(cfg)
+    _check_cfg_preset(cfg, s)
+    res = run_query(s, cfg, str(fmri), subject, dataset=dataset, out=str(out) if out else None, where=where)
     if as_json:
         _print_json(res)
         return

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cineneuron.config import RootConfig
+from cineneuron.errors import CNError
 from cineneuron.decode.inputs import load_fmri_file
 from cineneuron.store.runs import check_compatible, latest_checkpoint, resolve_dataset
 
@@ -58,7 +59,13 @@ class Reconstructor:
     def predict(self, voxels: np.ndarray) -> dict[str, np.ndarray]:
         from cineneuron.decode.router import predict_mom
 
-        return predict_mom(self.model, self.router, voxels, self.subject)
+        preds = predict_mom(self.model, self.router, voxels, self.subject)
+        for name, v in preds.items():  # a NaN here would become NaN weights and no memories, silently
+            bad = ~np.isfinite(np.asarray(v, dtype=np.float64)).reshape(len(v), -1).all(axis=1)
+            if bad.any():
+                raise CNError(f"the model ({self.checkpoint}) gave NaN or inf {name} for sample {int(np.argmax(bad))}; "
+                              "check the input is z-scored fMRI of this subject, or retrain if the checkpoint is damaged")
+        return preds
 
     def retrieve(self, preds: dict, k: int, where: str | None = None, names: list[str] | None = None,
                  uniform_router: bool = False, exclude=None):

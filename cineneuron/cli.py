@@ -161,13 +161,17 @@ def pool_jobs(store: Optional[str] = StoreOpt, job: Optional[int] = typer.Option
         _print_json(rows)
         return
     for r in rows:
-        typer.echo(f"job {r['id']:>3} {r['kind']:<5} {r['source']:<14} {r['status']:<8} ok {r['n_ok']} failed {r['n_failed']} skipped {r['n_skipped']}  {r['root']}")
+        after = f"  (resumed by job {r['resumed_by']})" if r.get("resumed_by") else ""
+        typer.echo(f"job {r['id']:>3} {r['kind']:<5} {r['source']:<14} {r['status']:<11} ok {r['n_ok']} failed {r['n_failed']} skipped {r['n_skipped']}  {r['root']}{after}")
         if job is not None:
             for e in r["errors"]:
                 typer.echo(f"    {e['item']}: {e['reason']}")
             notes = json.loads(jobs[0].notes_json or "{}")
             if notes.get("unlabelled"):
                 typer.echo(f"    {len(notes['unlabelled'])} clips got no superclass labels (first: {notes['unlabelled'][0]})")
+            if notes.get("too_short"):
+                typer.echo(f"    {len(notes['too_short'])} video(s) shorter than one clip window: "
+                           + ", ".join(f"{v} ({d:.2f} s)" for v, d in notes["too_short"][:5]))
             if notes.get("captioner"):
                 typer.echo(f"    {notes['uncaptioned']} clips had no caption: {notes['captioner']}")
 

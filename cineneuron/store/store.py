@@ -18,7 +18,7 @@ from cineneuron.errors import CNError, StoreMismatchError
 from cineneuron.schemas.presets import Preset, load_preset
 from cineneuron.schemas.tables import CLIPS, META, SCHEMA_VERSION, clips_schema, fmri_table_name, meta_schema
 from cineneuron.store.catalog import Catalog, default_catalog_dir, is_local, local_path
-from cineneuron.store.lance_util import retry, sql_str, table_names
+from cineneuron.store.lance_util import is_conflict, retry, sql_str, table_names, yielding
 from cineneuron.store.rows import EncodedClip, clips_to_arrow
 from cineneuron.store.fmri import FmriTables
 from cineneuron.store.scan import scan
@@ -136,7 +136,7 @@ class Store(FmriTables):
     def set_meta(self, key: str, value: str = "null", blob: bytes = b"") -> None:
         row = pa.Table.from_pylist([{"key": key, "value": value, "blob": blob}], schema=meta_schema())
         t = self.db.open_table(META)
-        t.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row)
+        retry(lambda: t.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row))
 
     # --- clips -----------------------------------------------------------------------------
     @property
@@ -212,9 +212,12 @@ class Store(FmriTables):
         self.clips.restore()  # writes a new version equal to the old one: history is kept
         return self.version
 
-    def optimize(self) -> None:
-        self.clips.optimize()
-        self.maybe_index()
+    def optimize(self) -> bool:
+        """Compact and index, yielding to concurrent writers: a conflict skips it (False), never fails
+        an ingest whose rows are already committed."""
+        if not yielding(self.clips.optimize):
+            return False
+        return yielding(self.maybe_index)
 
     # --- search ----------------------------------------------------------------------------
     def has_ann_index(self) -> bool:
@@ -239,6 +242,8 @@ class Store(FmriTables):
         try:
             self.clips.create_index("mix", config=cfg, replace=True)
         except RuntimeError as e:  # e.g. k-means cannot fill `parts` partitions from near-duplicate rows
+            if is_conflict(e):
+                raise  # another writer committed meanwhile: the caller retries or yields
             reason = str(e).splitlines()[0].split(", /")[0].removeprefix("lance error: ").strip()
             raise CNError(f"the ANN index on mix was not built ({n} rows, {parts} partitions): {reason}; "
                           f"searches stay exact. Set store.ivf_partitions lower to build it") from None

@@ -118,7 +118,8 @@ def pool_stats(store: Optional[str] = StoreOpt, as_json: bool = typer.Option(Fal
     typer.echo("dims " + ", ".join(f"{k}={v}" for k, v in st["dims"].items()) + f", mix={st['mix_dim']}")
     typer.echo(f"clips {st['clips']}  by source {st['by_source']}  by split {st['by_split']}")
     for k, v in st["fmri"].items():
-        typer.echo(f"fmri {k}: {v['samples']} samples, {v['n_voxels']} voxels x {v['n_tr']} TRs, mask {v['mask_hash']}")
+        dup = f"  DUPLICATE of {', '.join(v['duplicate_of'])} (same voxel data)" if v.get("duplicate_of") else ""
+        typer.echo(f"fmri {k}: {v['samples']} samples, {v['n_voxels']} voxels x {v['n_tr']} TRs, mask {v['mask_hash']}{dup}")
 
 
 @pool_app.command("versions")
@@ -244,7 +245,10 @@ def ingest(source: str = typer.Argument(..., help="folder | synth | cc2017 | cin
         from cineneuron.ingest.fmri import ingest_subject
 
         for sub in subject:
-            typer.echo(ingest_subject(s, source, str(root), sub, cfg, source_name=source_name).summary())
+            rep = ingest_subject(s, source, str(root), sub, cfg, source_name=source_name)
+            typer.echo(rep.summary())
+            if rep.warning:
+                typer.echo(rep.warning, err=True)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 

@@ -31,6 +31,7 @@ class Subject(SQLModel, table=True):
     mask: bytes = b""  # packed bool mask over the source's voxels (np.packbits)
     mask_len: int = 0
     qc_json: str = "{}"
+    data_hash: str = ""  # of its test samples' voxels, order- and source-free: finds a copied subject
 
 
 class IngestJob(SQLModel, table=True):

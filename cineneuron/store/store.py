@@ -292,7 +292,14 @@ class Store(FmriTables):
         for s in self.catalog.subjects():
             name = fmri_table_name(s.dataset, s.subject)
             rows = self.db.open_table(name).count_rows() if name in table_names(self.db) else 0
-            fmri[f"{s.dataset}/{s.subject}"] = {"samples": rows, "n_voxels": s.n_voxels, "n_tr": s.n_tr, "mask_hash": s.mask_hash}
+            fmri[f"{s.dataset}/{s.subject}"] = {"samples": rows, "n_voxels": s.n_voxels, "n_tr": s.n_tr, "mask_hash": s.mask_hash,
+                                                "data_hash": s.data_hash or None, "duplicate_of": []}
+        by_hash: dict[str, list[str]] = {}
+        for key, v in fmri.items():
+            if v["data_hash"]:
+                by_hash.setdefault(v["data_hash"], []).append(key)
+        for key, v in fmri.items():
+            v["duplicate_of"] = [k for k in by_hash.get(v["data_hash"] or "", []) if k != key]
         return {
             "uri": self.uri,
             "schema_version": SCHEMA_VERSION,

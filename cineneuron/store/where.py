@@ -73,7 +73,9 @@ def combine(guard: str | None, user: str | None, *, columns=FILTER_COLUMNS) -> s
     parts = [parse_filter(guard, what="decode.pool_filter", columns=columns) if guard else None,
              parse_filter(user, columns=columns) if user is not None else None]
     parts = [p for p in parts if p]
-    return " AND ".join(f"({p})" for p in parts) if len(parts) > 1 else (parts[0] if parts else None)
+    # Every compound node is emitted inside its own parentheses; only atoms (f(x), TRUE) need a pair.
+    wrap = lambda p: p if p.startswith("(") else f"({p})"  # noqa: E731
+    return " AND ".join(wrap(p) for p in parts) if len(parts) > 1 else (parts[0] if parts else None)
 
 
 def _is_condition(node) -> bool:
@@ -113,6 +115,10 @@ def _emit(node, what: str, expr: str, columns: set[str]) -> str:  # noqa: C901 -
         return "NULL"
     if isinstance(node, exp.Neg):
         return f"(-{rec(node.this)})"
+    if isinstance(node, (exp.Not, exp.And, exp.Or)):
+        for part in (node.this, node.args.get("expression")):
+            if part is not None and not _is_condition(part):
+                raise CNError(f"{what}: {part.sql()!r} is not a condition (in {expr!r}); AND/OR/NOT join comparisons")
     if isinstance(node, exp.Not):
         return f"(NOT {rec(node.this)})"
     if type(node) in binary:

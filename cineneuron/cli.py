@@ -38,7 +38,9 @@ def _cfg(store: str | None, config: Path | None = None, sets: list[str] | None =
         raise CNError(f"--set {bad[0]!r} must look like section.key=value, e.g. train.lr=3e-4")
     import yaml
 
-    overrides = {k: yaml.safe_load(v) for k, v in items.items()}
+    from cineneuron.config import NULL
+
+    overrides = {k: NULL if (v := yaml.safe_load(val)) is None else v for k, val in items.items()}
     overrides.update({k: v for k, v in over.items() if v is not None})
     if store:
         overrides["store.uri"] = store
@@ -49,6 +51,30 @@ def _open(cfg: RootConfig):
     from cineneuron.store import Store
 
     return Store.from_config(cfg.store)
+
+
+def _check_cfg_preset(cfg: RootConfig, s) -> None:
+    """A preset named in the config (`--set encoders.preset=…`) must be the store's: never silently ignored."""
+    if cfg.encoders.preset:
+        from cineneuron.schemas.presets import load_preset
+
+        name = cfg.encoders.preset
+        s.check_preset(load_preset(name).name if name.endswith(".json") else name)
+
+
+def _check_ingest_args(source: str, subject: list[str] | None, limit: int | None, clips_only: bool) -> None:
+    """Everything that can be refused before a single clip is written."""
+    from cineneuron.ingest.fmri import FMRI_SOURCES
+
+    if limit is not None and limit < 0:
+        raise CNError(f"--limit must be 0 or more (got {limit}); leave it out to ingest every clip")
+    if subject and not clips_only:
+        if source not in FMRI_SOURCES:
+            raise CNError(f"--subject: source {source!r} has no fMRI (fMRI sources: {', '.join(FMRI_SOURCES)}); "
+                          "drop --subject to ingest its clips only")
+        bad = [s for s in subject if not s.strip().isdigit()]
+        if bad:
+            raise CNError(f"--subject must be a number for {source} (got {bad[0]!r})")
 
 
 def _print_json(obj) -> None:
@@ -108,7 +134,8 @@ def pool_stats(store: Optional[str] = StoreOpt, as_json: bool = typer.Option(Fal
     typer.echo("dims " + ", ".join(f"{k}={v}" for k, v in st["dims"].items()) + f", mix={st['mix_dim']}")
     typer.echo(f"clips {st['clips']}  by source {st['by_source']}  by split {st['by_split']}")
     for k, v in st["fmri"].items():
-        typer.echo(f"fmri {k}: {v['samples']} samples, {v['n_voxels']} voxels x {v['n_tr']} TRs, mask {v['mask_hash']}")
+        dup = f"  DUPLICATE of {', '.join(v['duplicate_of'])} (same voxel data)" if v.get("duplicate_of") else ""
+        typer.echo(f"fmri {k}: {v['samples']} samples, {v['n_voxels']} voxels x {v['n_tr']} TRs, mask {v['mask_hash']}{dup}")
 
 
 @pool_app.command("versions")
@@ -151,13 +178,17 @@ def pool_jobs(store: Optional[str] = StoreOpt, job: Optional[int] = typer.Option
         _print_json(rows)
         return
     for r in rows:
-        typer.echo(f"job {r['id']:>3} {r['kind']:<5} {r['source']:<14} {r['status']:<8} ok {r['n_ok']} failed {r['n_failed']} skipped {r['n_skipped']}  {r['root']}")
+        after = f"  (resumed by job {r['resumed_by']})" if r.get("resumed_by") else ""
+        typer.echo(f"job {r['id']:>3} {r['kind']:<5} {r['source']:<14} {r['status']:<11} ok {r['n_ok']} failed {r['n_failed']} skipped {r['n_skipped']}  {r['root']}{after}")
         if job is not None:
             for e in r["errors"]:
                 typer.echo(f"    {e['item']}: {e['reason']}")
             notes = json.loads(jobs[0].notes_json or "{}")
             if notes.get("unlabelled"):
                 typer.echo(f"    {len(notes['unlabelled'])} clips got no superclass labels (first: {notes['unlabelled'][0]})")
+            if notes.get("too_short"):
+                typer.echo(f"    {len(notes['too_short'])} video(s) shorter than one clip window: "
+                           + ", ".join(f"{v} ({d:.2f} s)" for v, d in notes["too_short"][:5]))
             if notes.get("captioner"):
                 typer.echo(f"    {notes['uncaptioned']} clips had no caption: {notes['captioner']}")
 
@@ -207,14 +238,19 @@ def ingest(source: str = typer.Argument(..., help="folder | synth | cc2017 | cin
     from cineneuron.ingest.api import ingest as run_ingest
     from cineneuron.progress import bar
 
+    _check_ingest_args(source, subject, limit, clips_only)
     cfg = _cfg(store, config, set_, **{"encoders.batch_size": batch_size})
     s = _open(cfg)
     if preset:
         s.check_preset(preset)
+    _check_cfg_preset(cfg, s)
     with bar(f"ingest {source_name or source}", enabled=not quiet) as progress:
         res = run_ingest(s, source, str(root), cfg, subjects=[] if clips_only else list(subject or []),
                          source_name=source_name, limit=limit, force=force, progress=lambda adv, total: progress(adv, total))
     typer.echo(res.summary())
+    for rep in res.fmri:
+        if rep.warning:
+            typer.echo(rep.warning, err=True)
     if res.exit_code:
         raise typer.Exit(res.exit_code)
 
@@ -237,6 +273,7 @@ def train(stage: int = typer.Option(1, "--stage", min=1, max=2, help="1: semanti
             "train.epochs" if stage == 1 else "train.stage2_epochs": epochs, "decode.decoder": decoder}
     cfg = _cfg(store, config, set_, **over)
     s = _open(cfg)
+    _check_cfg_preset(cfg, s)
     with bar(f"train stage {stage}", unit="steps", enabled=not quiet) as progress:
         if stage == 1:
             from cineneuron.train.stage1 import train_stage1
@@ -283,8 +320,12 @@ def query(fmri: Path = typer.Option(..., "--fmri", help=".npy, .npz, .h5 or .nii
     """Reconstruct from fMRI: retrieve memories with MoM and decode them to video."""
     from cineneuron.decode.reconstruct import run_query
 
+    if out is not None and out.suffix.lower() != ".mp4":
+        raise CNError(f"--out {out}: only .mp4 videos are written; give a path ending in .mp4")
     cfg = _cfg(store, config, set_, **{"decode.top_k": top_k, "decode.decoder": decoder})
-    res = run_query(_open(cfg), cfg, str(fmri), subject, dataset=dataset, out=str(out) if out else None, where=where)
+    s = _open(cfg)
+    _check_cfg_preset(cfg, s)
+    res = run_query(s, cfg, str(fmri), subject, dataset=dataset, out=str(out) if out else None, where=where)
     if as_json:
         _print_json(res)
         return

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cineneuron.errors import CNError
 from cineneuron.schemas.datasets import CC2017Config, CineBrainConfig
@@ -48,7 +48,9 @@ class CaptionerConfig(_Section):
 
 
 class EncodersConfig(_Section):
-    preset: str = Field("classic", description="encoder preset: 'classic' (offline, CPU) or 'paper' (local weights), or a preset .json path")
+    preset: str | None = Field(None, description=(
+        "encoder preset: 'classic' (offline, CPU) or 'paper' (local weights), or a preset .json path; null: the "
+        "store's own (cn init: classic). Set on an existing store, it must be the store's preset"))
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description=(
         "where encoders run: auto (cuda when a GPU is visible, else cpu), cpu, cuda or cuda:N; recorded per run, "
         "not part of the encoder identity"))
@@ -137,7 +139,9 @@ class DecodeConfig(_Section):
     top_k: int = Field(5, ge=1, description="memories retrieved per query (the image and action sets)")
     temperature: float = Field(0.05, gt=0, description="softmax temperature over mixture scores for the replay blend")
     fps: int = Field(8, ge=1, description="frame rate of written videos")
-    pool_filter: str | None = Field("split <> 'test'", description="SQL filter on the memory pool; test clips are the ground truth, never memories")
+    pool_filter: str = Field("split <> 'test'", description=(
+        "SQL filter on the memory pool; test clips are the ground truth, never memories, so it cannot be null "
+        "(a --where filter narrows it further)"))
     exact: bool | None = Field(None, description="force the exact (true) or ANN (false) search; null chooses")
     wan_model_dir: str | None = Field(None, description="local diffusers-format Wan2.1 folder; null with wan_toy=true builds toy weights")
     wan_toy: bool = Field(False, description="use toy random Wan weights (tests and demos; output is noise)")
@@ -152,6 +156,14 @@ class DecodeConfig(_Section):
     wan_lora_rank: int = Field(16, ge=1, description="stage 2 with --decoder wan: LoRA rank on the DiT's attention projections (paper: 16)")
     wan_lora_alpha: float = Field(16.0, gt=0, description="stage 2 with --decoder wan: LoRA alpha, saved with the adapter (paper: 16)")
     wan_seed: int = Field(0, description="seed of the Wan sampler's initial noise (same seed, same video)")
+
+    @field_validator("pool_filter", mode="before")
+    @classmethod
+    def _guard_not_null(cls, v):
+        if v is None or (isinstance(v, str) and not v.strip()):
+            raise ValueError("cannot be null or empty: test clips would become memories; "
+                             "give a filter that keeps them out, e.g. \"split <> 'test'\"")
+        return v
 
 
 class FmriConfig(_Section):
@@ -187,25 +199,34 @@ def _read(path: Path) -> dict:
     raise CNError(f"config {path} must be .yaml, .yml, .toml or .json")
 
 
+# An override explicitly set to null (`--set decode.exact=null`), as opposed to one not given.
+NULL = type("Null", (), {"__repr__": lambda self: "null"})()
+
+
 def _set(d: dict, dotted: str, value) -> None:
     keys = dotted.split(".")
-    for k in keys[:-1]:
+    for i, k in enumerate(keys[:-1]):
         d = d.setdefault(k, {})
-    d[keys[-1]] = value
+        if not isinstance(d, dict):
+            where = ".".join(keys[: i + 1])
+            raise CNError(f"config override {dotted}: {where} is set to {d!r}, not a section; "
+                          f"drop the {where}=... override (see `cn config`)")
+    d[keys[-1]] = None if value is NULL else value
 
 
 def parse_override(item: str) -> tuple[str, object]:
     if "=" not in item:
         raise CNError(f"override {item!r} must look like section.key=value, e.g. train.lr=3e-4")
     key, raw = item.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw else None
+    value = yaml.safe_load(raw) if raw else None
+    return key.strip(), NULL if value is None else value
 
 
 def load_config(path: str | Path | None = None, overrides: dict | list[str] | None = None) -> RootConfig:
     data = _read(Path(path)) if path else {}
     items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or [])
     for key, value in items:
-        if value is not None:
+        if value is not None:  # None: not given; NULL: set to null on purpose
             _set(data, key, value)
     try:
         return RootConfig.model_validate(data)

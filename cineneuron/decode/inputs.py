@@ -13,6 +13,11 @@ import numpy as np
 
 from cineneuron.errors import CNError
 
+# Query fMRI is in the subject's stored space: per-voxel z-scores (stored as float16, so training
+# never saw |x| > 65504). Beyond this bound an input is raw signal or corrupt, not a z-score, and
+# the model would only turn it into NaN or saturated weights.
+FMRI_ABS_MAX = 1000.0
+
 
 def _read(path: Path) -> np.ndarray:
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
@@ -57,7 +62,7 @@ def load_fmri_file(path: str | Path, n_tr: int, n_voxels: int, mask: np.ndarray 
 
 def check_voxels(x, n_tr: int, n_voxels: int, mask: np.ndarray | None = None, what: str = "the fMRI") -> np.ndarray:
     """Any accepted fMRI layout -> (N, n_tr, n_voxels) float32 in the subject's voxel space, or CNError."""
-    x = np.asarray(x, dtype=np.float32)
+    x = _as_real(x, what)
     if mask is not None and x.shape[-1] == mask.size and mask.size != n_voxels:
         x = x[..., mask]  # source space -> the subject's selected voxels
     if x.shape[-1] != n_voxels:
@@ -71,4 +76,27 @@ def check_voxels(x, n_tr: int, n_voxels: int, mask: np.ndarray | None = None, wh
     if not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]
         raise CNError(f"{what} contains NaN or inf (first at sample {bad[0]}, TR {bad[1]}, voxel {bad[2]})")
+    big = np.abs(x) > FMRI_ABS_MAX
+    if big.any():
+        bad = np.argwhere(big)[0]
+        raise CNError(f"{what} has |value| {float(np.abs(x).max()):.3g} > {FMRI_ABS_MAX:g} (first at sample {bad[0]}, "
+                      f"TR {bad[1]}, voxel {bad[2]}); query fMRI must be per-voxel z-scores as stored for the subject")
     return x
+
+
+def _as_real(raw, path) -> np.ndarray:
+    """The array as float32, refusing what a cast would silently mangle (complex, text, objects)."""
+    a = np.asarray(raw)
+    if a.dtype.kind == "c":
+        raise CNError(f"{path} holds complex values ({a.dtype}); give the real-valued BOLD signal")
+    if a.dtype.kind not in "biuf":
+        raise CNError(f"{path} holds {a.dtype} values, not numbers; give a numeric array of voxels")
+    if a.ndim == 0:
+        raise CNError(f"{path} holds a single number; give (N, n_voxels) or (n_voxels,) voxel values")
+    if a.size == 0:
+        raise CNError(f"{path} holds no samples (shape {a.shape}); give at least one row of voxels")
+    with np.errstate(over="raise"):
+        try:
+            return a.astype(np.float32)
+        except FloatingPointError:
+            raise CNError(f"{path} has values beyond float32 range; query fMRI must be z-scores") from None

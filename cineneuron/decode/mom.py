@@ -64,10 +64,12 @@ def split_mix(mix: np.ndarray, space_dims: dict[str, int]) -> list[np.ndarray]:
 
 def retrieve(store, preds: dict[str, np.ndarray], k: int, *, where: str | None = None,
              exclude: list[list[str]] | None = None, exact: bool | None = None,
-             sample_names: list[str] | None = None) -> list[QueryResult]:
-    """preds: numpy `txt`, `img`, `act` head outputs (B, d) and router `w` (B, 3)."""
+             sample_names: list[str] | None = None, guard: str | None = None) -> list[QueryResult]:
+    """preds: numpy `txt`, `img`, `act` head outputs (B, d) and router `w` (B, 3).
+
+    guard: the test-clip filter, applied by the store on its own besides `where`."""
     q = mix_query(preds)
-    res = store.search_mix(q, k, where=where, exclude=exclude, exact=exact)
+    res = store.search_mix(q, k, where=where, exclude=exclude, exact=exact, guard=guard)
     ids = sorted({c for row in res.clip_ids for c in row if c})
     rows = store.get_clips(ids, ["source", "caption", "mix", "labels", "video", "start_s", "end_s"]).to_pylist() if ids else []
     by_id = {r["clip_id"]: r for r in rows}

@@ -25,8 +25,18 @@ from cineneuron.store.runs import check_compatible, latest_checkpoint, resolve_d
 
 
 def pool_where(cfg: RootConfig, where: str | None) -> str | None:
-    parts = [p for p in (cfg.decode.pool_filter, where) if p]
-    return " AND ".join(f"({p})" for p in parts) or None
+    """`(pool_filter) AND (where)`, both parsed and rewritten (store/where.py): a user filter can
+    only narrow the pool; one that does not parse, or names an unknown column, is exit 2."""
+    from cineneuron.store.where import combine
+
+    return combine(cfg.decode.pool_filter, where)
+
+
+def pool_guard(cfg: RootConfig) -> str | None:
+    """The test-clip guard alone, which the store applies as its own mask besides the filter."""
+    from cineneuron.store.where import combine
+
+    return combine(cfg.decode.pool_filter, None)
 
 
 class Reconstructor:
@@ -65,7 +75,13 @@ class Reconstructor:
     def predict(self, voxels: np.ndarray) -> dict[str, np.ndarray]:
         from cineneuron.decode.router import predict_mom
 
-        return predict_mom(self.model, self.router, voxels, self.subject)
+        preds = predict_mom(self.model, self.router, voxels, self.subject)
+        for name, v in preds.items():  # a NaN here would become NaN weights and no memories, silently
+            bad = ~np.isfinite(np.asarray(v, dtype=np.float64)).reshape(len(v), -1).all(axis=1)
+            if bad.any():
+                raise CNError(f"the model ({self.checkpoint}) gave NaN or inf {name} for sample {int(np.argmax(bad))}; "
+                              "check the input is z-scored fMRI of this subject, or retrain if the checkpoint is damaged")
+        return preds
 
     def retrieve(self, preds: dict, k: int, where: str | None = None, names: list[str] | None = None,
                  uniform_router: bool = False, exclude=None):
@@ -74,7 +90,7 @@ class Reconstructor:
         if uniform_router:
             preds = {**preds, "w": np.full_like(preds["w"], 1 / 3)}
         return retrieve(self.store, preds, k, where=pool_where(self.cfg, where), exclude=exclude,
-                        exact=self.cfg.decode.exact, sample_names=names)
+                        exact=self.cfg.decode.exact, sample_names=names, guard=pool_guard(self.cfg))
 
     def decoder(self):
         """The configured decoder; built once. Building checks the query's settings against the
@@ -86,8 +102,9 @@ class Reconstructor:
         return self._decoder
 
     # ------------------------------------------------------------ the pipeline
-    def check_inputs(self, fmri, out: str | Path | None) -> tuple[np.ndarray, list[str]]:
+    def check_inputs(self, fmri, out: str | Path | None, where: str | None = None) -> tuple[np.ndarray, list[str]]:
         """(voxels (N, n_tr, V), sample names), or one CNError before any work."""
+        pool_where(self.cfg, where)  # a filter that is not one condition over clips columns
         if out is not None:
             if Path(out).suffix.lower() != ".mp4":
                 raise CNError(f"--out must name an .mp4 file (got {out}); reconstructions are written as H.264 mp4")
@@ -107,7 +124,7 @@ class Reconstructor:
         """fmri: a file (.npy, .npz, .h5, .nii) or an array; out: an .mp4 path (one per sample
         when several, `x_0.mp4`, ...), or None for memories only. Returns the `cn query --json` dict."""
         # 1. check the inputs (and the decoder's settings against its trained run)
-        x, names = self.check_inputs(fmri, out)
+        x, names = self.check_inputs(fmri, out, where)
         # 2. Brain Model + router: head outputs, class probabilities, weights w and F per sample
         preds = self.predict(x)
         # 3. Mixture-of-Memories retrieval from the pool (test clips never)
@@ -136,4 +153,5 @@ def run_query(store, cfg: RootConfig, fmri: str, subject: str, *, dataset: str |
         from cineneuron.decode.wan_decoder import wan_config
 
         wan_config(cfg.decode, store.dims["cond"])  # refuse bad frames/sizes before the Brain Model loads
+    pool_where(cfg, where)  # a bad filter is refused before any model loads
     return Reconstructor(store, cfg, subject, dataset)(fmri, out=out, where=where)

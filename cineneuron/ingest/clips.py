@@ -52,6 +52,8 @@ class IngestReport:
     setup_s: float = 0.0  # building the encoders (model loads), inside `seconds`
     version: int | None = None
     index_notice: str | None = None  # the ANN index could not be built; searches stay exact
+    too_short: list = field(default_factory=list)  # [(video, duration_s)] shorter than one clip window
+    resumed: list[int] = field(default_factory=list)  # interrupted jobs of this source this one continues
 
     @property
     def exit_code(self) -> int:
@@ -64,6 +66,12 @@ class IngestReport:
                 f"store version {self.version}")
         if self.n_failed:
             line += f"; reasons: cn pool jobs --job {self.job_id}"
+        if self.resumed:
+            line += f"\nresumed interrupted job {', '.join(map(str, self.resumed))} (its stored clips were kept)"
+        if self.too_short:
+            v, d = self.too_short[0]
+            line += (f"\n{len(self.too_short)} video(s) shorter than one clip window gave no clip "
+                     f"(first: {v}, {d:.2f} s)")
         if self.uncaptioned and self.captioner_notice:
             line += f"\n{self.uncaptioned} clips had no caption: {self.captioner_notice}"
         if self.index_notice:
@@ -109,9 +117,15 @@ def _decode_worker(groups, n_frames, size, opts, out: queue.Queue, stop: threadi
         if stop.is_set():
             break
         try:
+            # partial: a file cut short keeps every window that decodes; the rest fail with the reason.
             frames = read_clip_frames(uri, [(s.start_s, s.end_s) for s in specs], n_frames, size,
-                                      backend=opts.backend, timeout_s=opts.timeout_s)
-            out.put(([Decoded(s, f, _jpeg(f, opts.preview_frames)) for s, f in zip(specs, frames)], None))
+                                      backend=opts.backend, timeout_s=opts.timeout_s, partial=True)
+            for s, f in zip(specs, frames):
+                if isinstance(f, str):
+                    out.put(([s], f"cannot read video {uri}: {f}"))
+            good = [Decoded(s, f, _jpeg(f, opts.preview_frames)) for s, f in zip(specs, frames) if not isinstance(f, str)]
+            if good:
+                out.put((good, None))
         except CNError as e:  # VideoReadError: this file fails, the run goes on
             out.put((specs, str(e)))
         except Exception as e:  # noqa: BLE001 - a decoder bug must not kill the run either
@@ -192,6 +206,10 @@ class _Writer(threading.Thread):
                 self.error = e
                 return
             self.report.n_ok += len(rows)
+            try:  # the job's heartbeat: its process is alive and making progress
+                self.store.catalog.heartbeat(self.report.job_id, self.report.n_ok)
+            except Exception:  # noqa: BLE001 - bookkeeping must never stop the writes
+                pass
             if self.progress:
                 self.progress(len(rows), self.total)
 
@@ -223,12 +241,18 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
                  progress: Callable[[int, int], None] | None = None) -> IngestReport:
     """Ingest every clip a source offers. progress(advance, total) is called per clip handled."""
     t0 = time.perf_counter()
+    if opts.limit is not None and opts.limit < 0:
+        raise CNError(f"limit must be 0 or more (got {opts.limit})")
     specs = list(source.clips())
     if opts.limit is not None:
         specs = specs[: opts.limit]
     name = getattr(source, "source_name", source.name)
+    stale = [j.id for j in store.catalog.interrupted_jobs(name, str(source.root), "clips")]
     job = store.catalog.start_job(name, str(source.root), "clips", len(specs))
-    report = IngestReport(job_id=job, source=name, n_total=len(specs))
+    if stale:
+        store.catalog.mark_resumed(stale, by=job)
+    report = IngestReport(job_id=job, source=name, n_total=len(specs), resumed=stale,
+                          too_short=list(getattr(source, "too_short", [])))
     # Videos a source could not even list clips for (missing, unreadable) are failures too.
     for video, reason in getattr(source, "skipped", []):
         report.n_failed += 1
@@ -276,5 +300,6 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
         store.catalog.finish_job(job, n_ok=report.n_ok, n_failed=report.n_failed, n_skipped=report.n_skipped,
                                  errors=report.errors, store_version=report.version,
                                  notes={"unlabelled": report.unlabelled, "uncaptioned": report.uncaptioned,
-                                        "captioner": report.captioner_notice, "index": report.index_notice})
+                                        "captioner": report.captioner_notice, "index": report.index_notice,
+                                        "too_short": report.too_short, "resumes": report.resumed})
     return report

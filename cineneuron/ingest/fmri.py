@@ -26,6 +26,14 @@ class FmriReport:
     qc: dict
     missing_clips: int
     seconds: float
+    duplicates: list = None  # other stored subjects with the same fMRI (a copied subject?)
+
+    @property
+    def warning(self) -> str | None:
+        if not self.duplicates:
+            return None
+        return (f"warning: the fMRI of {self.dataset} subject {self.subject} equals that of {', '.join(self.duplicates)} "
+                "(same voxel data); is one a copy of the other?")
 
     def summary(self) -> str:
         from cineneuron.fmri import format_qc
@@ -78,8 +86,11 @@ def ingest_subject(store, source: str, root: str, subject: str, cfg: RootConfig,
         if "nothing was written" in str(e) or n:
             raise
         raise type(e)(f"{e}; nothing was written", exit_code=e.exit_code) from None
+    store.set_subject_hash(dataset, subject, store.fingerprint_subject(dataset, subject))
+    dups = store.duplicate_subjects(dataset, subject)
     # which preprocessing path was taken (CineBrain: preprocessed release, raw, or our own layout)
-    notes = {"preprocessing": data.qc["preprocessing"]} if "preprocessing" in data.qc else None
-    store.catalog.finish_job(job, n_ok=n, n_failed=0, n_skipped=0, errors=[], store_version=None, notes=notes)
+    notes = {"preprocessing": data.qc["preprocessing"]} if "preprocessing" in data.qc else {}
+    notes.update({"duplicate_of": dups} if dups else {})
+    store.catalog.finish_job(job, n_ok=n, n_failed=0, n_skipped=0, errors=[], store_version=None, notes=notes or None)
     return FmriReport(dataset, subject, data.n_voxels, data.n_tr, data.n_samples, data.qc, missing,
-                      time.perf_counter() - t0)
+                      time.perf_counter() - t0, dups)

@@ -31,6 +31,7 @@ class Subject(SQLModel, table=True):
     mask: bytes = b""  # packed bool mask over the source's voxels (np.packbits)
     mask_len: int = 0
     qc_json: str = "{}"
+    data_hash: str = ""  # of its test samples' voxels, order- and source-free: finds a copied subject
 
 
 class IngestJob(SQLModel, table=True):
@@ -38,7 +39,7 @@ class IngestJob(SQLModel, table=True):
     source: str
     root: str
     kind: str = "clips"  # clips | fmri
-    status: str = "running"  # running | done | partial | failed
+    status: str = "running"  # running | done | partial | failed | interrupted (its process is gone)
     n_total: int = 0
     n_ok: int = 0
     n_failed: int = 0
@@ -48,6 +49,12 @@ class IngestJob(SQLModel, table=True):
     store_version: int | None = None
     started_at: datetime = Field(default_factory=_now)
     finished_at: datetime | None = None
+    # Who runs it, so a job whose process was killed shows as interrupted (store/liveness.py).
+    pid: int | None = None
+    host: str = ""
+    pid_start: str = ""  # the process's start time, so a reused pid is not taken for it
+    heartbeat_at: datetime | None = None  # renewed at every commit
+    resumed_by: int | None = None  # the job that took over an interrupted one
 
 
 class EncoderPreset(SQLModel, table=True):

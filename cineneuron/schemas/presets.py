@@ -11,7 +11,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from cineneuron.errors import CNError
 
@@ -77,7 +77,13 @@ def load_preset(name_or_path: str) -> Preset:
         if not res.is_file():
             raise CNError(f"unknown preset {name_or_path!r}; built-in presets: {', '.join(builtin_presets())}, or give a preset .json file")
         text = res.read_text()
-    preset = Preset.model_validate_json(text)
+    try:
+        preset = Preset.model_validate_json(text)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(the whole file)"
+        raise CNError(f"preset {name_or_path}: field {field}: {err['msg']}; see cineneuron/schemas/presets/classic.json "
+                      "for the layout") from None
     missing = [m for m in MODALITIES if m not in preset.encoders]
     if missing:
         raise CNError(f"preset {preset.name!r} names no encoder for {', '.join(missing)}; add them under 'encoders'")

@@ -43,6 +43,7 @@ class Source:
         self.options = {**self.defaults, **{k: v for k, v in options.items() if k != "source_name"}}
         self.source_name = options.get("source_name") or self.name
         self.skipped: list[tuple[str, str]] = []
+        self.too_short: list[tuple[str, float]] = []  # (video, duration_s): shorter than one clip window
         self._probed: dict[str, VideoInfo | str] = {}  # video -> info, or the reason it is unreadable
 
     def clips(self) -> Iterator[ClipSpec]:

@@ -44,7 +44,10 @@ class FolderSource(Source):
             info = self._probe(video)
             if info is None:
                 continue
-            for start, end in windows(info.duration_s, float(self.options["window_s"]), float(self.options["stride_s"])):
+            spans = windows(info.duration_s, float(self.options["window_s"]), float(self.options["stride_s"]))
+            if not spans and (video, info.duration_s) not in self.too_short:
+                self.too_short.append((video, info.duration_s))  # said in the ingest summary, not silently dropped
+            for start, end in spans:
                 entry = table.match(video, start, end) if table else None
                 yield self._spec(video, start, end, caption=entry.caption if entry else None,
                                  split=(entry.split if entry and entry.split else self.options["split"]))

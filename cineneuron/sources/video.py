@@ -169,8 +169,12 @@ def available_backends() -> list[str]:
 
 
 def decode_spans(path: str, spans: Sequence[Span], n_frames: int, size: int, backend: str = "decord",
-                 crop: bool = True) -> list[np.ndarray]:
-    """Decode in this process: one (n_frames, size, size, 3) uint8 array per span. No timeout."""
+                 crop: bool = True, partial: bool = False) -> list[np.ndarray | str]:
+    """Decode in this process: one (n_frames, size, size, 3) uint8 array per span. No timeout.
+
+    partial: a file that stops decoding part way (truncated, damaged) still gives every span whose
+    frames all decoded; each other span is the reason it failed (a str) instead of an array.
+    """
     path = str(path)
     _check_args(spans, n_frames, size, backend)
     _check_exists(path)
@@ -186,9 +190,21 @@ def decode_spans(path: str, spans: Sequence[Span], n_frames: int, size: int, bac
         raise VideoReadError(path, str(e)) from None
     plan = resize_plan(info.width, info.height, size, crop)
     wanted = np.unique(np.concatenate(per_span))  # (k,) sorted
-    frames = _decode_with_fallback(path, wanted, plan[:2], backend)  # {index: (h, w, 3)}
+    try:
+        frames, reason = _decode_with_fallback(path, wanted, plan[:2], backend), None  # {index: (h, w, 3)}
+    except VideoReadError as e:
+        if not partial:
+            raise
+        frames, reason = _decode_pyav(path, wanted, plan[:2], partial=True), e.reason
     x0, y0 = plan[2], plan[3]
-    return [np.stack([frames[int(i)][y0:y0 + size, x0:x0 + size] for i in idx]) for idx in per_span]
+    out: list[np.ndarray | str] = []
+    for (s, e), idx in zip(spans, per_span):
+        lost = [int(i) for i in idx if int(i) not in frames]
+        if lost:
+            out.append(f"span [{s:g}, {e:g}) s: frame {lost[0]} is not decodable ({reason})")
+        else:
+            out.append(np.stack([frames[int(i)][y0:y0 + size, x0:x0 + size] for i in idx]))
+    return out
 
 
 def _decode_with_fallback(path: str, wanted: np.ndarray, wh: tuple[int, int], backend: str) -> dict[int, np.ndarray]:
@@ -224,7 +240,8 @@ def _decode_decord(path: str, wanted: np.ndarray, wh: tuple[int, int]) -> dict[i
     return {int(i): batch[j] for j, i in enumerate(wanted)}
 
 
-def _decode_pyav(path: str, wanted: np.ndarray, wh: tuple[int, int]) -> dict[int, np.ndarray]:
+def _decode_pyav(path: str, wanted: np.ndarray, wh: tuple[int, int], partial: bool = False) -> dict[int, np.ndarray]:
+    """partial: return the frames that decoded instead of raising when the file stops early."""
     import av
 
     want = set(int(i) for i in wanted)
@@ -242,12 +259,12 @@ def _decode_pyav(path: str, wanted: np.ndarray, wh: tuple[int, int]) -> dict[int
                 if i >= last:
                     break
     except Exception as e:
-        if len(out) < len(want):
+        if len(out) < len(want) and not partial:
             raise VideoReadError(path, f"truncated or damaged: decoding stopped after frame {i} ({_short(e)})") from None
     missing = sorted(want - set(out))
     if missing and out and missing[-1] == i + 1 and len(missing) == 1:
         out.update({m: out[max(out)] for m in missing})  # one frame short at the very end: repeat the last
-    elif missing:
+    elif missing and not partial:
         raise VideoReadError(path, f"truncated: frame {missing[0]} wanted, only {i + 1} frames decodable")
     return out
 
@@ -290,14 +307,19 @@ class FrameReader:
         self._send = self._recv = None
         self._served = 0
         self._lock = threading.Lock()
+        # The worker's stderr (libav/decord log lines such as "partial file") goes here, not to the
+        # user's terminal; its tail joins the reason a file failed, so it lands in the job record.
+        self._log = None
+        self._log_pos = 0
 
     def read(self, path: str | os.PathLike, spans: Sequence[Span], n_frames: int, size: int,
-             backend: str = "decord", timeout_s: float = 60.0, crop: bool = True) -> list[np.ndarray]:
+             backend: str = "decord", timeout_s: float = 60.0, crop: bool = True,
+             partial: bool = False) -> list[np.ndarray | str]:
         path = str(path)
         _check_args(spans, n_frames, size, backend)
         _check_exists(path)
         task = dict(path=path, spans=[(float(s), float(e)) for s, e in spans], n_frames=int(n_frames),
-                    size=int(size), backend=backend, crop=bool(crop))
+                    size=int(size), backend=backend, crop=bool(crop), partial=bool(partial))
         with self._lock:
             self._start()
             try:
@@ -308,17 +330,31 @@ class FrameReader:
                 status, payload = self._recv.recv()
             except (EOFError, OSError):
                 code = self._kill()
-                raise VideoReadError(path, f"decoder process died (exit code {code})") from None
+                raise VideoReadError(path, _with_log(f"decoder process died (exit code {code})", self._native_log())) from None
+            native = self._native_log()
             self._served += 1
             if self._served >= self.max_files:
                 self._stop()
         if status != "ok":
-            raise VideoReadError(path, payload)
-        return payload
+            raise VideoReadError(path, _with_log(payload, native))
+        return [_with_log(f, native) if isinstance(f, str) else f for f in payload]
+
+    def _native_log(self) -> str:
+        """What the worker's native libraries logged since the last call, as one short line."""
+        if self._log is None:
+            return ""
+        self._log.seek(self._log_pos)
+        text = self._log.read().decode(errors="replace")
+        self._log_pos = self._log.tell()
+        lines = [" ".join(ln.split()) for ln in text.splitlines() if ln.strip()]
+        return "; ".join(dict.fromkeys(lines[-3:]))[:300]
 
     def close(self) -> None:
         with self._lock:
             self._stop()
+            if self._log is not None:
+                self._log.close()
+                self._log = None
 
     def __enter__(self) -> FrameReader:
         return self
@@ -336,9 +372,15 @@ class FrameReader:
         pkg_root = str(Path(__file__).resolve().parents[2])  # so the worker imports this same package
         env["PYTHONPATH"] = os.pathsep.join([pkg_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         cmd = [sys.executable, "-m", "cineneuron.sources.video", "--worker", str(task_r), str(reply_w)]
+        if self._log is None:
+            import tempfile
+
+            self._log = tempfile.TemporaryFile()
+        self._log.seek(0, os.SEEK_END)
+        self._log_pos = self._log.tell()
         try:
             self._proc = subprocess.Popen(cmd, pass_fds=(task_r, reply_w), env=env, stdin=subprocess.DEVNULL,
-                                          close_fds=True)
+                                          stderr=self._log, close_fds=True)
         finally:
             os.close(task_r)
             os.close(reply_w)
@@ -353,7 +395,8 @@ class FrameReader:
             ok = False
         if not ok:
             code = self._kill()
-            raise CNError(f"the video decode worker did not start (exit code {code}); run `{sys.executable} -m cineneuron.sources.video --check` to see why")
+            log = self._native_log()
+            raise CNError(f"the video decode worker did not start (exit code {code}){': ' + log if log else ''}; run `{sys.executable} -m cineneuron.sources.video --check` to see why")
 
     def _stop(self) -> None:
         if self._proc is None:
@@ -393,16 +436,17 @@ def _reader() -> FrameReader:
 
 def read_clip_frames(path: str | os.PathLike, spans: Sequence[Span], n_frames: int, size: int,
                      backend: str = "decord", timeout_s: float = 60.0, crop: bool = True,
-                     isolate: bool = True) -> list[np.ndarray]:
+                     isolate: bool = True, partial: bool = False) -> list[np.ndarray | str]:
     """Frames of each span of one video: a list (one per span) of (n_frames, size, size, 3) uint8.
 
     Raises VideoReadError(path, reason) for a missing, unreadable, truncated or hanging file (the
     timeout is per call, i.e. per file). `isolate=False` decodes in this process, without timeout.
-    Falls back to PyAV when decord is not importable.
+    Falls back to PyAV when decord is not importable. partial: see `decode_spans` (failed spans are
+    their reason, a str, and the spans that decoded are kept).
     """
     if not isolate or os.name == "nt":
-        return decode_spans(path, spans, n_frames, size, backend, crop)
-    return _reader().read(path, spans, n_frames, size, backend, timeout_s, crop)
+        return decode_spans(path, spans, n_frames, size, backend, crop, partial)
+    return _reader().read(path, spans, n_frames, size, backend, timeout_s, crop, partial)
 
 
 # ---------------------------------------------------------------- checks
@@ -425,6 +469,10 @@ def _check_exists(path: str) -> None:
         raise VideoReadError(path, "file not found")
     if os.path.isdir(path):
         raise VideoReadError(path, "is a directory")
+
+
+def _with_log(reason: str, native: str) -> str:
+    return f"{reason} (decoder log: {native})" if native else reason
 
 
 def _short(e: BaseException, n: int = 200) -> str:

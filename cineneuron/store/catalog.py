@@ -9,6 +9,8 @@ from pathlib import Path
 
 from sqlmodel import Session, SQLModel, create_engine, select
 
+from cineneuron.store import liveness
+
 from cineneuron.schemas.catalog import Dataset, EncoderPreset, IngestJob, Run, Subject, _now
 
 CATALOG_FILE = "catalog.sqlite"
@@ -36,6 +38,7 @@ class Catalog:
         self.path = directory / CATALOG_FILE
         self.engine = create_engine(f"sqlite:///{self.path}")
         SQLModel.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -64,11 +67,38 @@ class Catalog:
 
     # --- ingest jobs -----------------------------------------------------------------------
     def start_job(self, source: str, root: str, kind: str = "clips", n_total: int = 0) -> int:
+        pid = os.getpid()
         with self.session() as s:
-            job = IngestJob(source=source, root=root, kind=kind, n_total=n_total)
+            job = IngestJob(source=source, root=root, kind=kind, n_total=n_total, pid=pid, host=liveness.host(),
+                            pid_start=liveness.start_token(pid), heartbeat_at=_now())
             s.add(job)
             s.commit()
             return job.id
+
+    def heartbeat(self, job_id: int, n_ok: int | None = None) -> None:
+        with self.session() as s:
+            job = s.get(IngestJob, job_id)
+            if job is not None:
+                job.heartbeat_at = _now()
+                if n_ok is not None:
+                    job.n_ok = n_ok
+                s.add(job)
+                s.commit()
+
+    def interrupted_jobs(self, source: str, root: str, kind: str = "clips") -> list[IngestJob]:
+        """Jobs of this source left "running" by a process that is gone."""
+        with self.session() as s:
+            q = select(IngestJob).where(IngestJob.source == source, IngestJob.root == root,
+                                        IngestJob.kind == kind, IngestJob.status == "running")
+            return [j for j in s.exec(q) if not _alive(j)]
+
+    def mark_resumed(self, job_ids: list[int], by: int) -> None:
+        with self.session() as s:
+            for jid in job_ids:
+                job = s.get(IngestJob, jid)
+                job.status, job.resumed_by = "interrupted", by
+                s.add(job)
+            s.commit()
 
     def finish_job(self, job_id: int, *, n_ok: int, n_failed: int, n_skipped: int,
                    errors: list[dict], store_version: int | None, notes: dict | None = None) -> IngestJob:
@@ -85,12 +115,14 @@ class Catalog:
             return job
 
     def jobs(self, limit: int = 20) -> list[IngestJob]:
+        """Recent jobs; one still "running" whose process is gone reads as "interrupted"."""
         with self.session() as s:
-            return list(s.exec(select(IngestJob).order_by(IngestJob.id.desc()).limit(limit)))
+            return [_shown(j) for j in s.exec(select(IngestJob).order_by(IngestJob.id.desc()).limit(limit))]
 
     def job(self, job_id: int) -> IngestJob | None:
         with self.session() as s:
-            return s.get(IngestJob, job_id)
+            j = s.get(IngestJob, job_id)
+            return None if j is None else _shown(j)
 
     # --- runs ------------------------------------------------------------------------------
     def add_run(self, *, stage: int, subject: str, dataset: str, config: dict, metrics: dict,
@@ -111,3 +143,29 @@ class Catalog:
             if stage is not None:
                 q = q.where(Run.stage == stage)
             return list(s.exec(q))
+
+
+def _alive(job: IngestJob) -> bool:
+    return liveness.job_alive(job.pid, job.host, job.pid_start, job.heartbeat_at)
+
+
+def _shown(job: IngestJob) -> IngestJob:
+    if job.status == "running" and not _alive(job):
+        job = job.model_copy(update={"status": "interrupted"})
+    return job
+
+
+def _add_missing_columns(engine) -> None:
+    """Catalogs made before a field was added get the column (additive only; nothing is dropped)."""
+    from sqlalchemy import inspect, text
+
+    insp = inspect(engine)
+    for table in SQLModel.metadata.sorted_tables:
+        if not insp.has_table(table.name):
+            continue
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        for col in table.columns:
+            if col.name not in have:  # added nullable: old rows read NULL (e.g. a job with no pid)
+                kind = col.type.compile(dialect=engine.dialect)
+                with engine.begin() as conn:
+                    conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{col.name}" {kind}'))

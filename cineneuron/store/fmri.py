@@ -100,6 +100,51 @@ class FmriTables:
     def count_fmri(self, dataset: str, subject: str, split: str | None = None, repeat: int | None = None) -> int:
         return self.fmri_table(dataset, subject).count_rows(self.fmri_filter(split, repeat))
 
+    def test_matrix(self, dataset: str, subject: str) -> tuple[list[str], np.ndarray]:
+        """(clip ids, (N, n_tr * V) float16 voxels) of the subject's test average (else its test samples)."""
+        parts = list(self.iter_fmri(dataset, subject, split="test", batch_size=4096, where="repeat = -1")) or \
+            list(self.iter_fmri(dataset, subject, split="test", batch_size=4096))
+        if not parts:
+            return [], np.zeros((0, 0), np.float16)
+        ids = [c for p in parts for c in p["clip_id"]]
+        x = np.concatenate([p["voxels"].reshape(len(p["voxels"]), -1) for p in parts]).astype(np.float16)
+        return ids, x
+
+    def fingerprint_subject(self, dataset: str, subject: str) -> str:
+        """sha1 over the sorted rows of the test matrix: equal for a byte-identical copy of a subject,
+        whatever its id or source name (clip ids carry the source, so rows are not keyed by them)."""
+        import hashlib
+
+        _, x = self.test_matrix(dataset, subject)
+        h = hashlib.sha1(f"{x.shape}".encode())
+        for row in sorted(r.tobytes() for r in x):
+            h.update(row)
+        return h.hexdigest()[:16]
+
+    def duplicate_subjects(self, dataset: str, subject: str, min_corr: float = 0.999) -> list[str]:
+        """Other stored subjects whose fMRI equals this one's: same data hash, or (same dataset and
+        voxel count) a test-average correlation of at least `min_corr` over their shared clips."""
+        me = self.catalog.subject(dataset, str(subject))
+        if me is None:
+            return []
+        out = []
+        mine = None
+        for o in self.catalog.subjects():
+            if (o.dataset, o.subject) == (me.dataset, me.subject):
+                continue
+            if me.data_hash and o.data_hash == me.data_hash:
+                out.append(f"{o.dataset}/{o.subject}")
+            elif o.dataset == me.dataset and (o.n_voxels, o.n_tr) == (me.n_voxels, me.n_tr):
+                mine = mine or self.test_matrix(dataset, subject)
+                if _test_corr(mine, self.test_matrix(o.dataset, o.subject)) >= min_corr:
+                    out.append(f"{o.dataset}/{o.subject}")
+        return out
+
+    def set_subject_hash(self, dataset: str, subject: str, data_hash: str) -> None:
+        sub = self.catalog.subject(dataset, str(subject))
+        if sub is not None:
+            self.catalog.upsert(sub.model_copy(update={"data_hash": data_hash}))
+
     def iter_fmri(self, dataset: str, subject: str, split: str | None = None, batch_size: int = 256,
                   *, repeat: int | None = None, where: str | None = None, torch: bool = False) -> Iterator[dict]:
         """Stream samples without loading the table: dicts of arrays (or tensors)."""
@@ -122,3 +167,16 @@ class FmriTables:
                 out["voxels"] = _t.from_numpy(out["voxels"])
             yield out
 
+
+
+def _test_corr(a: tuple[list[str], np.ndarray], b: tuple[list[str], np.ndarray]) -> float:
+    """Pearson correlation of two test matrices over the clips they share (-1 if fewer than 2)."""
+    pos = {c: i for i, c in enumerate(b[0])}
+    pairs = [(i, pos[c]) for i, c in enumerate(a[0]) if c in pos]
+    if len(pairs) < 2:
+        return -1.0
+    x = a[1][[i for i, _ in pairs]].astype(np.float64).ravel()
+    y = b[1][[j for _, j in pairs]].astype(np.float64).ravel()
+    if x.std() == 0 or y.std() == 0:
+        return -1.0
+    return float(np.corrcoef(x, y)[0, 1])

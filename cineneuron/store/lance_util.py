@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 
@@ -25,12 +26,33 @@ def sql_list(values) -> str:
     return ",".join(sql_str(v) for v in values)
 
 
-def retry(fn, tries: int = 5):
-    """Delete/update/merge-insert do not retry a commit conflict on their own (notes)."""
+def is_conflict(e: BaseException) -> bool:
+    """A Lance commit conflict ("Retryable commit conflict", "... preempted by concurrent transaction")."""
+    text = str(e).lower()
+    return isinstance(e, (OSError, RuntimeError, ValueError)) and ("conflict" in text or "preempted" in text)
+
+
+def retry(fn, tries: int = 8, base_s: float = 0.05, max_s: float = 2.0):
+    """Delete/update/merge-insert do not retry a commit conflict on their own (notes).
+
+    Exponential backoff with jitter, so two writers that collided do not collide again in step.
+    """
     for i in range(tries):
         try:
             return fn()
-        except (OSError, RuntimeError) as e:
-            if "conflict" not in str(e).lower() or i == tries - 1:
+        except (OSError, RuntimeError, ValueError) as e:
+            if not is_conflict(e) or i == tries - 1:
                 raise
-            time.sleep(0.05 * 2**i)
+            time.sleep(min(max_s, base_s * 2**i) * (0.5 + random.random()))
+
+
+def yielding(fn, tries: int = 3) -> bool:
+    """Housekeeping (compaction, index builds) that gives way to writers: retried a little on a
+    commit conflict, then skipped (False), since the data is committed and the next ingest redoes it."""
+    try:
+        retry(fn, tries=tries)
+        return True
+    except (OSError, RuntimeError, ValueError) as e:
+        if is_conflict(e):
+            return False
+        raise

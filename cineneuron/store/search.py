@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cineneuron.errors import CNError
+from cineneuron.store.lance_util import sql_list
 from cineneuron.store.rows import fixed_to_numpy
 from cineneuron.store.scan import scan
 
@@ -51,7 +53,7 @@ class ExactMix:
         if where is None:
             return None
         if where not in self._where_cache:
-            ids = scan(table, ["clip_id"], where).column("clip_id").to_pylist()
+            ids = filtered_ids(table, where)
             mask = np.zeros(len(self.ids), dtype=bool)
             mask[[self.row_of[i] for i in ids if i in self.row_of]] = True
             self._where_cache[where] = mask
@@ -67,6 +69,16 @@ class ExactMix:
                 rows = [self.row_of[i] for i in ids if i in self.row_of]
                 scores[b, rows] = -np.inf
         return topk(scores, k, self.ids)
+
+
+def filtered_ids(table, where: str, extra: str | None = None) -> list[str]:
+    """Ids of the rows matching `where` (and `extra`); a filter Lance rejects is a user error."""
+    flt = where if extra is None else f"({where}) AND ({extra})"
+    try:
+        return scan(table, ["clip_id"], flt).column("clip_id").to_pylist()
+    except (ValueError, RuntimeError, OSError) as e:
+        reason = " ".join(str(e).split())[:200]
+        raise CNError(f"the pool filter {where!r} cannot be evaluated: {reason}") from None
 
 
 def topk(scores: np.ndarray, k: int, ids: np.ndarray) -> SearchResult:
@@ -89,8 +101,13 @@ def topk(scores: np.ndarray, k: int, ids: np.ndarray) -> SearchResult:
 
 
 def ann_search(table, q: np.ndarray, k: int, where: str | None, exclude: list[list[str]] | None,
-               *, nprobes: int, refine_factor: int | None, ef: int | None = None) -> SearchResult:
-    """LanceDB ANN search with prefiltering; excluded ids are filtered after over-fetching."""
+               *, nprobes: int, refine_factor: int | None, ef: int | None = None,
+               guard: str | None = None) -> SearchResult:
+    """LanceDB ANN search with prefiltering; excluded ids are filtered after over-fetching.
+
+    `guard` (the test-clip filter) is checked again on the ids found, on its own, so a result
+    can only ever be a row the guard allows, whatever `where` holds.
+    """
     n_ex = max((len(e) for e in exclude), default=0) if exclude else 0
     fetch = k + n_ex
     ids_out, scores_out = [], []
@@ -103,10 +120,16 @@ def ann_search(table, q: np.ndarray, k: int, where: str | None, exclude: list[li
             s = s.ef(ef)
         if where:
             s = s.where(where, prefilter=True)
-        res = s.to_arrow()
+        try:
+            res = s.to_arrow()
+        except (ValueError, RuntimeError, OSError) as e:
+            raise CNError(f"the pool filter {where!r} cannot be evaluated: {' '.join(str(e).split())[:200]}") from None
         ids = res.column("clip_id").to_pylist()
         sc = 1.0 - np.asarray(res.column("_distance").to_numpy(), dtype=np.float64)  # dot: 1 - q.v
         ex = set(exclude[b]) if exclude else set()
+        if guard and ids:
+            ok = set(filtered_ids(table, guard, f"clip_id IN ({sql_list(ids)})"))
+            ex |= {i for i in ids if i not in ok}
         pairs = [(i, v) for i, v in zip(ids, sc) if i not in ex][:k]
         pairs += [("", -np.inf)] * (k - len(pairs))
         ids_out.append([p[0] for p in pairs])

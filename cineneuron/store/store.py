@@ -18,7 +18,7 @@ from cineneuron.errors import CNError, StoreMismatchError
 from cineneuron.schemas.presets import Preset, load_preset
 from cineneuron.schemas.tables import CLIPS, META, SCHEMA_VERSION, clips_schema, fmri_table_name, meta_schema
 from cineneuron.store.catalog import Catalog, default_catalog_dir, is_local, local_path
-from cineneuron.store.lance_util import retry, sql_list, sql_str, table_names
+from cineneuron.store.lance_util import is_conflict, retry, sql_list, sql_str, table_names, yielding
 from cineneuron.store.rows import EncodedClip, clips_to_arrow
 from cineneuron.store.fmri import FmriTables
 from cineneuron.store.scan import scan
@@ -126,9 +126,14 @@ class Store(FmriTables):
             raise StoreMismatchError(f"store {self.uri} was made with preset '{self.preset.name}', not '{name}'; use another --store or --preset {self.preset.name}")
 
     def check_identity(self, identity: dict[str, dict]) -> None:
-        """Refuse encoders whose identity (weights hash, preprocessing, dims) differs from the store's."""
+        """Refuse encoders whose identity (weights hash, preprocessing, dims) differs from the store's.
+
+        Both sides go through a JSON round trip first: the stored identity was read back from JSON
+        (tuples became lists, int keys strings), the live one was not, and only values count.
+        """
         for m, ident in identity.items():
-            stored = self.preset.identity.get(m)
+            stored = _as_json(self.preset.identity.get(m))
+            ident = _as_json(ident)
             if stored is not None and stored != ident:
                 diff = sorted(k for k in set(stored) | set(ident) if stored.get(k) != ident.get(k))
                 raise StoreMismatchError(f"the {m} encoder differs from the one store {self.uri} was made with (changed: {', '.join(diff)}); re-create the store or restore the original weights")
@@ -149,7 +154,7 @@ class Store(FmriTables):
     def set_meta(self, key: str, value: str = "null", blob: bytes = b"") -> None:
         row = pa.Table.from_pylist([{"key": key, "value": value, "blob": blob}], schema=meta_schema())
         t = self.db.open_table(META)
-        t.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row)
+        retry(lambda: t.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row))
 
     # --- clips -----------------------------------------------------------------------------
     @property
@@ -225,9 +230,12 @@ class Store(FmriTables):
         self.clips.restore()  # writes a new version equal to the old one: history is kept
         return self.version
 
-    def optimize(self) -> None:
-        self.clips.optimize()
-        self.maybe_index()
+    def optimize(self) -> bool:
+        """Compact and index, yielding to concurrent writers: a conflict skips it (False), never fails
+        an ingest whose rows are already committed."""
+        if not yielding(self.clips.optimize):
+            return False
+        return yielding(self.maybe_index)
 
     # --- search ----------------------------------------------------------------------------
     def has_ann_index(self) -> bool:
@@ -252,18 +260,23 @@ class Store(FmriTables):
         try:
             self.clips.create_index("mix", config=cfg, replace=True)
         except RuntimeError as e:  # e.g. k-means cannot fill `parts` partitions from near-duplicate rows
+            if is_conflict(e):
+                raise  # another writer committed meanwhile: the caller retries or yields
             reason = str(e).splitlines()[0].split(", /")[0].removeprefix("lance error: ").strip()
             raise CNError(f"the ANN index on mix was not built ({n} rows, {parts} partitions): {reason}; "
                           f"searches stay exact. Set store.ivf_partitions lower to build it") from None
         return True
 
     def search_mix(self, vectors: np.ndarray, k: int = 10, *, where: str | None = None,
-                   exclude: list[list[str]] | list[str] | None = None, exact: bool | None = None) -> SearchResult:
+                   exclude: list[list[str]] | list[str] | None = None, exact: bool | None = None,
+                   guard: str | None = None) -> SearchResult:
         """Top-k clip ids by inner product with `mix`, for a (B, d) batch of query vectors.
 
         where: a SQL filter such as "source IN ('a','b')" or "split = 'train'".
         exclude: ids to leave out, one list for all queries or one list per query.
         exact: None chooses the ANN index when one exists, else the in-memory matmul.
+        guard: a filter applied on its own as well (the test-clip guard): a row it excludes is never
+        returned, whatever `where` says.
         """
         q = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         if q.shape[1] != self.preset.mix_dim:
@@ -276,9 +289,12 @@ class Store(FmriTables):
             # IVF-Flat scores are already exact: re-ranking would only re-read the same vectors.
             return ann_search(self.clips, q, k, where, exclude, nprobes=self.nprobes,
                               refine_factor=None if self.index_type == "ivf_flat" else self.refine_factor,
-                              ef=self.ef if self.index_type == "ivf_hnsw_sq" else None)
+                              ef=self.ef if self.index_type == "ivf_hnsw_sq" else None, guard=guard)
         self._exact.refresh(self.clips, self.version)
         allowed = self._exact.allowed(self.clips, where)
+        if guard:
+            safe = self._exact.allowed(self.clips, guard)
+            allowed = safe if allowed is None else allowed & safe
         return self._exact.search(q, k, allowed, exclude)
 
     # --- summary ---------------------------------------------------------------------------
@@ -298,7 +314,14 @@ class Store(FmriTables):
                 for sp in scan(self.db.open_table(name), ["split"]).column("split").to_pylist():
                     splits[sp] = splits.get(sp, 0) + 1
             fmri[f"{s.dataset}/{s.subject}"] = {"samples": sum(splits.values()), "by_split": dict(sorted(splits.items())),
-                                                "n_voxels": s.n_voxels, "n_tr": s.n_tr, "mask_hash": s.mask_hash}
+                                                "n_voxels": s.n_voxels, "n_tr": s.n_tr, "mask_hash": s.mask_hash,
+                                                "data_hash": s.data_hash or None, "duplicate_of": []}
+        by_hash: dict[str, list[str]] = {}
+        for key, v in fmri.items():
+            if v["data_hash"]:
+                by_hash.setdefault(v["data_hash"], []).append(key)
+        for key, v in fmri.items():
+            v["duplicate_of"] = [k for k in by_hash.get(v["data_hash"] or "", []) if k != key]
         return {
             "uri": self.uri,
             "schema_version": SCHEMA_VERSION,
@@ -316,6 +339,11 @@ class Store(FmriTables):
         }
 
 
+def _as_json(obj):
+    """`obj` as it reads back from JSON (tuples -> lists, keys -> str), the form stored identities have."""
+    return None if obj is None else json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
 def _with_identity(preset: Preset, runtime: dict | None = None) -> Preset:
     """Fill in each encoder's identity and per-store state (e.g. projection seeds) at creation."""
     from cineneuron.encoders import create_encoders
@@ -329,4 +357,5 @@ def _with_identity(preset: Preset, runtime: dict | None = None) -> Preset:
         enc.store_meta = store_meta.get(enc.name, {})
         identity[m] = enc.identity()
     identity["_store_meta"] = store_meta
-    return preset.model_copy(update={"identity": identity})
+    # Kept in its JSON form from the start, so the store just created and the store reopened agree.
+    return preset.model_copy(update={"identity": _as_json(identity)})

@@ -76,6 +76,7 @@ def test_other_preset_is_refused_in_one_line(classic_store):
     assert r.stderr.strip().count("\n") == 0 and "'classic'" in r.stderr and "'paper'" in r.stderr
 
 
+@pytest.mark.slow
 def test_bad_files_are_recorded_and_exit_is_partial(tmp_path):
     root = tmp_path / "vids"
     root.mkdir()
@@ -92,6 +93,7 @@ def test_bad_files_are_recorded_and_exit_is_partial(tmp_path):
     assert "truncated.mp4" in jobs and "notes.mp4" in jobs
 
 
+@pytest.mark.slow  # SIGKILLs a real ingest at several points
 def test_killed_ingest_resumes_to_the_same_rows(tmp_path):
     from cineneuron.store import Store
 

@@ -49,7 +49,7 @@ def _open(cfg: RootConfig):
     from cineneuron.store import Store
 
     s = cfg.store
-    return Store.open(s.uri, storage_options=s.storage_options or None, catalog_dir=s.catalog_dir,
+    return Store.open(s.uri, storage_options=s.storage_options or None, catalog_dir=s.catalog_dir, catalog_url=s.catalog_url,
                       ann_threshold=s.ann_threshold, index_type=s.index_type, nprobes=s.nprobes,
                       refine_factor=s.refine_factor, ef=s.ef, ivf_partitions=s.ivf_partitions)
 
@@ -67,7 +67,7 @@ def init(store: Optional[str] = StoreOpt,
 
     cfg = _cfg(store, config, set_, **{"encoders.preset": preset})
     s = Store.create(cfg.store.uri, cfg.encoders.preset, storage_options=cfg.store.storage_options or None,
-                     catalog_dir=cfg.store.catalog_dir)
+                     catalog_dir=cfg.store.catalog_dir, catalog_url=cfg.store.catalog_url)
     typer.echo(f"store {s.uri}: preset {s.preset.name}, dims {s.dims}, {s.count()} clips")
 
 

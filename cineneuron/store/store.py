@@ -1,4 +1,4 @@
-"""The embedding store: a LanceDB database plus a SQLite catalog (DESIGN section 2).
+"""The embedding store: a LanceDB database plus a catalog (SQLite, or `catalog_url`) (DESIGN section 2).
 
 `Store.create(uri, preset)` writes the preset (names, configs, dims, per-store encoder state) and
 a schema version into the store; `Store.open(uri)` checks them. Every table write is one Lance
@@ -17,7 +17,7 @@ import pyarrow as pa
 from cineneuron.errors import CNError, StoreMismatchError
 from cineneuron.schemas.presets import Preset, load_preset
 from cineneuron.schemas.tables import CLIPS, META, SCHEMA_VERSION, clips_schema, fmri_table_name, meta_schema
-from cineneuron.store.catalog import Catalog, default_catalog_dir, is_local, local_path
+from cineneuron.store.catalog import Catalog, is_local, local_path, open_catalog
 from cineneuron.store.lance_util import retry, sql_str, table_names
 from cineneuron.store.rows import EncodedClip, clips_to_arrow
 from cineneuron.store.fmri import FmriTables
@@ -61,7 +61,7 @@ class Store(FmriTables):
 
     @classmethod
     def open(cls, uri: str, *, storage_options: dict | None = None, catalog_dir: str | None = None,
-             **search_opts) -> "Store":
+             catalog_url: str | None = None, **search_opts) -> "Store":
         if is_local(uri) and not (local_path(uri) / f"{META}.lance").exists():
             raise CNError(f"no CineNeuron store at {uri}; create one with: cn init --store {uri}")
         db = cls._connect(uri, storage_options)
@@ -70,16 +70,17 @@ class Store(FmriTables):
         if version != SCHEMA_VERSION:
             raise StoreMismatchError(f"store {uri} has schema version {version}; this CineNeuron reads version {SCHEMA_VERSION}")
         preset = Preset.model_validate_json(meta["preset"]["value"])
-        cat = Catalog(Path(catalog_dir) if catalog_dir else default_catalog_dir(uri))
+        cat = open_catalog(uri, catalog_dir, catalog_url)
         return cls(uri, db, preset, cat, **search_opts)
 
     @classmethod
     def create(cls, uri: str, preset: str | Preset = "classic", *, storage_options: dict | None = None,
-               catalog_dir: str | None = None, **search_opts) -> "Store":
+               catalog_dir: str | None = None, catalog_url: str | None = None, **search_opts) -> "Store":
         """Create a store, or open an existing one made with the same preset."""
         preset = preset if isinstance(preset, Preset) else load_preset(preset)
         if cls.exists(uri, storage_options):
-            store = cls.open(uri, storage_options=storage_options, catalog_dir=catalog_dir, **search_opts)
+            store = cls.open(uri, storage_options=storage_options, catalog_dir=catalog_dir,
+                             catalog_url=catalog_url, **search_opts)
             store.check_preset(preset.name)
             return store
         preset = _with_identity(preset)
@@ -93,7 +94,7 @@ class Store(FmriTables):
         ]
         # Written last: a store without `meta` does not exist, so a crash here leaves no half-store.
         db.create_table(META, pa.Table.from_pylist(meta_rows, schema=meta_schema()))
-        cat = Catalog(Path(catalog_dir) if catalog_dir else default_catalog_dir(uri))
+        cat = open_catalog(uri, catalog_dir, catalog_url)
         cat.record_preset(preset.name, preset.fingerprint(), preset.model_dump(), preset.dims())
         return cls(uri, db, preset, cat, **search_opts)
 
@@ -208,7 +209,13 @@ class Store(FmriTables):
         return self.version
 
     def optimize(self) -> None:
-        self.clips.optimize()
+        # Compaction is housekeeping: under concurrent writers (several ingests, Ray) it can lose
+        # every retry to their commits, and then it is simply left to the next job.
+        try:
+            retry(lambda: self.clips.optimize(), tries=6)
+        except (OSError, RuntimeError) as e:
+            if "conflict" not in str(e).lower():
+                raise
         self.maybe_index()
 
     # --- search ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from cineneuron.schemas.presets import Preset, load_preset
 from cineneuron.schemas.tables import CLIPS, META, SCHEMA_VERSION, clips_schema, fmri_table_name, meta_schema
 from cineneuron.store.catalog import Catalog, is_local, local_path, open_catalog
 from cineneuron.store.lance_util import retry, sql_str, table_names
+from cineneuron.store.object_store import storage_options as object_store_options
 from cineneuron.store.rows import EncodedClip, clips_to_arrow
 from cineneuron.store.fmri import FmriTables
 from cineneuron.store.scan import scan
@@ -50,7 +51,7 @@ class Store(FmriTables):
         import lancedb  # heavy; keep out of CLI start-up
 
         # Interval 0: every read sees the newest committed version (other writers included).
-        return lancedb.connect(uri, storage_options=storage_options,
+        return lancedb.connect(uri, storage_options=object_store_options(uri, storage_options),
                                read_consistency_interval=timedelta(0))
 
     @classmethod

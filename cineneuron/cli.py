@@ -227,9 +227,20 @@ def train(stage: int = typer.Option(1, "--stage", min=1, max=2, help="1: semanti
           no_action: bool = typer.Option(False, "--no-action", help="ablation: drop the action-alignment task"),
           no_cls: bool = typer.Option(False, "--no-cls", help="ablation: drop category learning"),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="override train.epochs"),
+          nproc: Optional[int] = typer.Option(None, "--nproc", help="stage 1 data-parallel on N ranks of this machine (launches torchrun)"),
           as_json: bool = typer.Option(False, "--json"), quiet: bool = typer.Option(False, "--quiet")):
     """Train the Brain Model from the store (stage 1), then the router (stage 2)."""
     from cineneuron.progress import bar
+    from cineneuron.train import distributed
+
+    if nproc is not None:
+        if stage != 1:
+            raise CNError("--nproc: data-parallel training covers stage 1; stage 2 trains in one process")
+        raise typer.Exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
+    rank = distributed.from_env()
+    if rank.active and stage != 1:
+        raise CNError("torchrun: data-parallel training covers stage 1; stage 2 trains in one process")
+    quiet = quiet or not rank.is_main
 
     over = {"train.use_action": False if no_action else None, "train.use_cls": False if no_cls else None,
             "train.epochs" if stage == 1 else "train.stage2_epochs": epochs, "decode.decoder": decoder}
@@ -251,10 +262,27 @@ def train(stage: int = typer.Option(1, "--stage", min=1, max=2, help="1: semanti
 
             r = train_stage2(s, cfg, subject, dataset=dataset, progress=progress)
             summary = {"run_dir": r.run_dir, "seconds": round(r.seconds, 1), "steps": r.steps, "last": r.last}
+    if rank.active:
+        distributed.shutdown()
+        if not rank.is_main:
+            return
     if as_json:
         _print_json(summary)
     else:
         typer.echo(_train_table(stage, summary))
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The `cn train` arguments torchrun's ranks get: everything but --nproc (and the command)."""
+    out, skip = [], False
+    for a in argv[argv.index("train") + 1:]:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
 
 
 def _train_table(stage: int, s: dict) -> str:

@@ -122,6 +122,11 @@ class StoreBatches:
 
     def n_batches(self, epoch: int) -> int:
         """Batches epoch `epoch` yields (a ragged last batch of one sample is dropped)."""
+        full, rest = divmod(self.n_samples(epoch), self.batch_size)
+        return full + (1 if rest >= 2 else 0)
+
+    def n_samples(self, epoch: int) -> int:
+        """Training samples epoch `epoch` streams."""
         rep = self.repeats[epoch % len(self.repeats)]
         flt = f"split = 'train' AND repeat = {rep}"
         if self.exclude or self.only is not None:
@@ -129,8 +134,7 @@ class StoreBatches:
                         .column("clip_id").to_pylist()))
         else:
             n = self.store.fmri_table(self.dataset, self.subject).count_rows(flt)
-        full, rest = divmod(n, self.batch_size)
-        return full + (1 if rest >= 2 else 0)
+        return n
 
     def _rows(self, epoch: int) -> Iterator[tuple[np.ndarray, str]]:
         rep = self.repeats[epoch % len(self.repeats)]

@@ -118,6 +118,7 @@ class Stage1Trainer:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.model = model.to(self.device)
+        self.grad_sync = None  # averages gradients over ranks under torchrun (train/distributed.py)
         self.weights = cfg.loss_weights()
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -187,6 +188,8 @@ class Stage1Trainer:
             losses = stage1_loss(out, targets, self.weights)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(losses["loss"]).backward()
+        if self.grad_sync is not None:
+            self.grad_sync()
         if self.cfg.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)

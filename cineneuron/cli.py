@@ -227,24 +227,21 @@ def train(stage: int = typer.Option(1, "--stage", min=1, max=2, help="1: semanti
           no_action: bool = typer.Option(False, "--no-action", help="ablation: drop the action-alignment task"),
           no_cls: bool = typer.Option(False, "--no-cls", help="ablation: drop category learning"),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="override train.epochs"),
-          nproc: Optional[int] = typer.Option(None, "--nproc", help="stage 1 data-parallel on N ranks of this machine (launches torchrun)"),
+          nproc: Optional[int] = typer.Option(None, "--nproc", help="data-parallel on N ranks of this machine (launches torchrun): stage 1 and the replay stage 2"),
           as_json: bool = typer.Option(False, "--json"), quiet: bool = typer.Option(False, "--quiet")):
     """Train the Brain Model from the store (stage 1), then the router (stage 2)."""
     from cineneuron.progress import bar
     from cineneuron.train import distributed
 
-    if nproc is not None:
-        if stage != 1:
-            raise CNError("--nproc: data-parallel training covers stage 1; stage 2 trains in one process")
-        raise typer.Exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
-    rank = distributed.from_env()
-    if rank.active and stage != 1:
-        raise CNError("torchrun: data-parallel training covers stage 1; stage 2 trains in one process")
-    quiet = quiet or not rank.is_main
-
     over = {"train.use_action": False if no_action else None, "train.use_cls": False if no_cls else None,
             "train.epochs" if stage == 1 else "train.stage2_epochs": epochs, "decode.decoder": decoder}
     cfg = _cfg(store, config, set_, **over)
+    rank = distributed.from_env()
+    if (nproc is not None or rank.active) and stage == 2 and cfg.decode.decoder == "wan":
+        raise CNError("data-parallel training covers stage 1 and the replay stage 2; the Wan stage 2 trains in one process")
+    if nproc is not None:
+        raise typer.Exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
+    quiet = quiet or not rank.is_main
     s = _open(cfg)
     with bar(f"train stage {stage}", unit="steps", enabled=not quiet) as progress:
         if stage == 1:

@@ -75,7 +75,9 @@ def _reference(store: Path, world: int) -> tuple[dict, int]:
             for r in range(world):
                 part = shard_batch(b, Rank(r, world))
                 out = model(part["voxels"].float(), "1")
-                (stage1_loss(out, tr._targets(part), tr.weights)["loss"] / world).backward()
+                tgt = tr._targets(part)
+                tgt["img"] = model.pool_image_targets(tgt.pop("img_frames"))
+                (stage1_loss(out, tgt, tr.weights)["loss"] / world).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), tr.cfg.grad_clip)
             tr.optimizer.step()
             tr.scheduler.step()
@@ -97,6 +99,7 @@ def test_two_ranks_equal_each_other_and_one_process(toy_store, tmp_path, one_tor
     w0, w1 = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
     i0, i1 = (json.loads((tmp_path / f"rank{k}.json").read_text()) for k in (0, 1))
     assert i0["world"] == 2 and i0["saves"] == 1 and i1["saves"] == 0  # rank 0 alone writes, once
+    assert i0["ddp"] and i1["ddp"]  # torch's DistributedDataParallel, not a hand-made all-reduce
     assert max((w0[k] - w1[k]).abs().max().item() for k in w0) == 0.0
     ref, steps = _reference(toy_store, 2)
     assert i0["step"] == i1["step"] == steps > 4
@@ -133,6 +136,85 @@ def test_cn_train_nproc_launches_torchrun_and_writes_one_run(toy_store):
     assert Path(out["run_dir"], "model.safetensors").exists()
     runs = Store.open(str(toy_store)).catalog.runs(subject="1", stage=1)
     assert len(runs) == before + 1  # rank 0 alone records the run
-    bad = subprocess.run([sys.executable, "-m", "cineneuron.cli", "train", "--stage", "2", "--subject", "1",
-                          "--store", str(toy_store), "--nproc", "2"], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "stage 1" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    bad = subprocess.run([sys.executable, "-m", "cineneuron.cli", "train", "--stage", "2", "--decoder", "wan",
+                          "--subject", "1", "--store", str(toy_store), "--nproc", "2"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Wan stage 2" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+STAGE2 = {"train.stage2_epochs": 2}
+
+
+def _reference_stage2(store: Path, world: int) -> tuple[dict, int]:
+    """The replay stage 2 in one process on the same full global batches, slices' losses averaged."""
+    import numpy as np
+
+    from cineneuron.brain.data import StoreBatches, load_targets, router_fold, sample_clip_ids
+    from cineneuron.config import load_config
+    from cineneuron.decode.router import load_mom
+    from cineneuron.store import Store
+    from cineneuron.store.runs import run_dir
+    from cineneuron.train.loop import one_cycle
+    from cineneuron.train.objective import Stage2Objective
+    from cineneuron.train.stage1 import trainer_config
+
+    s = Store.open(str(store))
+    cfg = load_config(None, {"store.uri": str(store), **OVER, **STAGE2})
+    model, router, _, _ = load_mom(run_dir(s, "synth", "1", 1, cfg.train.runs_dir))
+    ids = sample_clip_ids(s, "synth", "1", "train")
+    targets = load_targets(s, ids)
+    fold = router_fold(s, ids, cfg.train.router_holdout, cfg.train.seed)
+    batches = StoreBatches(s, "synth", "1", targets, batch_size=8, seed=cfg.train.seed + 1, exclude=fold)
+    tc = trainer_config(cfg, batches.n_samples(0) // 8, epochs=cfg.train.stage2_epochs, lr=cfg.train.stage2_lr)
+    opt = torch.optim.AdamW([{"params": list(model.parameters())},
+                             {"params": list(router.parameters()), "lr": tc.lr * 10, "weight_decay": 0.0}],
+                            lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = one_cycle(opt, [tc.lr, tc.lr * 10], tc.total_steps, tc.pct_start)
+    obj = Stage2Objective(model, router, tc.loss_weights(), torch.from_numpy(np.array(targets.mix)), "1",
+                          cfg.train.temperature, cfg.train.lambda_router)
+    model.train()
+    step = 0
+    for epoch in range(tc.epochs):
+        for b in batches(epoch):
+            if len(b["clip_id"]) < 8:
+                continue
+            opt.zero_grad(set_to_none=True)
+            for r in range(world):
+                (obj(shard_batch(b, Rank(r, world)))["loss"] / world).backward()
+            torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(router.parameters()), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+    weights = {f"model.{k}": v for k, v in model.state_dict().items()}
+    weights.update({f"router.{k}": v for k, v in router.state_dict().items()})
+    return {k: v.detach().clone() for k, v in weights.items()}, step
+
+
+@pytest.mark.slow  # stage 1 in one process, then torchrun with two ranks: ~40 s on two cores
+def test_replay_stage2_two_ranks_equal_each_other_and_one_process(toy_store, tmp_path, one_torch_thread):
+    from safetensors.torch import load_file
+
+    from cineneuron.config import load_config
+    from cineneuron.store import Store
+    from cineneuron.train.stage1 import train_stage1
+
+    s = Store.open(str(toy_store))
+    train_stage1(s, load_config(None, {"store.uri": str(toy_store), **OVER}), "1", with_ridge=False)
+    runs = len(s.catalog.runs(subject="1", stage=2))
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), str(HELPERS / "ddp_stage2.py"),
+           str(toy_store), str(tmp_path), *(f"{k}={json.dumps(v)}" for k, v in {**OVER, **STAGE2}.items())]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    w0, w1 = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
+    i0, i1 = (json.loads((tmp_path / f"rank{k}.json").read_text()) for k in (0, 1))
+    assert i0["ddp"] and i1["ddp"] and i0["saves"] == 1 and i1["saves"] == 0  # rank 0 alone writes
+    assert len(Store.open(str(toy_store)).catalog.runs(subject="1", stage=2)) == runs + 1
+    assert max((w0[k] - w1[k]).abs().max().item() for k in w0) == 0.0
+    ref, steps = _reference_stage2(toy_store, 2)
+    assert steps >= 4
+    diff = max((w0[k] - ref[k]).abs().max().item() for k in w0)
+    print(f"stage 2: max |2 ranks - 1 process| = {diff:.2e} after {steps} steps")
+    assert diff < 1e-5, diff
+    assert (w0["router.proj.weight"] - 0).abs().max().item() > 1e-4  # the router trained (it starts at zero)

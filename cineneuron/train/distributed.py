@@ -2,9 +2,9 @@
 
 `cn train --nproc N` (or `torchrun --nproc-per-node N -m cineneuron.train ...`) starts N ranks.
 Every rank builds the same global batches from the store (same shuffle seed), drops the ragged
-tail and trains on its own contiguous 1/N slice of each; one all-reduce averages the gradients, so a step
-equals one process averaging the N slices' losses over the same global batch. Only rank 0
-validates, writes checkpoints and writes to the catalog.
+tail and trains on its own contiguous 1/N slice of each; DistributedDataParallel averages the
+gradients in backward, so a step equals one process averaging the N slices' losses over the same
+global batch. Only rank 0 validates, writes checkpoints and writes to the catalog.
 
 Seeds: model initialisation and batch shuffling use `train.seed` on every rank (DDP also
 broadcasts rank 0's weights at start); dropout draws from `train.seed + rank`, so ranks do not
@@ -107,36 +107,30 @@ class RankBatches:
                 yield shard_batch(b, self.r)
 
 
-def wrap_trainer(trainer, r: Rank) -> None:
-    """Average gradients over the ranks after every backward; per-rank dropout seeds.
+def wrap_trainer(trainer, r: Rank, subject: str | None = None) -> None:
+    """Put DistributedDataParallel around the trainer's stage-1 objective; per-rank dropout seeds.
 
-    One flattened all-reduce per step, as DDP's reducer does with a single bucket. DDP's own
-    wrapper is not used: stage 1 leaves the stage-2 token projection without a gradient and
-    gives the frame-pool logits theirs from the target side, outside the model's forward; DDP
-    (with or without find_unused_parameters / static_graph) fails its reduction on that graph.
+    The objective (train/objective.py) computes the whole loss in its forward, the frame pool
+    included, so DDP sees every trained parameter. Parameters stage 1 cannot reach (F's
+    projection, switched-off heads, other subjects) stay frozen until `unwrap_trainer`.
     """
     if not r.active:
         return
-    trainer.grad_sync = lambda: all_reduce_grads(trainer.model, r.world)
+    from cineneuron.train import objective as ob
+
+    subject = subject if subject is not None else next(iter(trainer.model.cfg.subjects))
+    trainer._unfreeze = ob.freeze(ob.stage1_unused(trainer.model, subject, trainer.weights))
+    trainer.objective = ob.ddp(trainer.objective, trainer.device)
     # Dropout masks differ per rank (seed + rank); the init and data order do not.
     trainer._rng_cpu, trainer._rng_cuda = trainer._seeded_rng(trainer.cfg.seed + r.rank)
 
 
-def all_reduce_grads(model, world: int) -> None:
-    """Every rank ends with the mean gradient (the same parameters have one on every rank)."""
-    import torch
-    import torch.distributed as dist
-
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+def unwrap_trainer(trainer) -> None:
+    """After training: the frozen parameters get back their requires_grad."""
+    undo = getattr(trainer, "_unfreeze", None)
+    if undo is not None:
+        undo()
+        trainer._unfreeze = None
 
 
 # --- launching ------------------------------------------------------------------------------

@@ -120,7 +120,7 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
         mcfg = brain_config(store, cfg, subject, sub.n_tr, sub.n_voxels)
         model = create_brain_model(mcfg, seed=cfg.train.seed)
     trainer = Stage1Trainer(model, trainer_config(cfg, steps_per_epoch))
-    distributed.wrap_trainer(trainer, rank)
+    distributed.wrap_trainer(trainer, rank, subject)
     if resume and (out / "trainer_state.json").exists():
         trainer.load_state(out)
 
@@ -158,6 +158,7 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
         progress(trainer.step, trainer.cfg.total_steps)
     t_train = time.perf_counter()
     res = trainer.fit(batches, val_fn=val_fn, progress=on_step, checkpoint=save)
+    distributed.unwrap_trainer(trainer)
     train_s = time.perf_counter() - t_train
     if not rank.is_main:
         return Stage1Result(str(out), {}, {}, time.perf_counter() - t0, res["step"], n_seen / train_s if train_s else 0.0)

@@ -28,13 +28,16 @@ def main() -> None:
     torch.set_num_threads(1)
     seen, saves = {}, []
     wrap, save = dist_mod.wrap_trainer, bm.save_checkpoint
-    dist_mod.wrap_trainer = lambda tr, r: (seen.setdefault("trainer", tr), wrap(tr, r))
+    dist_mod.wrap_trainer = lambda tr, r, *a: (seen.setdefault("trainer", tr), wrap(tr, r, *a))
     bm.save_checkpoint = lambda *a, **k: (saves.append(1), save(*a, **k))[1]
     train_stage1(Store.open(store), load_config(None, {"store.uri": store, **over}), "1", with_ridge=False)
     tr = seen["trainer"]
+    from torch.nn.parallel import DistributedDataParallel
+
+    seen_ddp = isinstance(tr.objective, DistributedDataParallel)
     save_file({k: v.detach().cpu().contiguous() for k, v in tr.model.state_dict().items()},
               str(out / f"rank{rank.rank}.safetensors"))
-    (out / f"rank{rank.rank}.json").write_text(json.dumps({"saves": len(saves), "step": tr.step, "world": rank.world}))
+    (out / f"rank{rank.rank}.json").write_text(json.dumps({"saves": len(saves), "step": tr.step, "world": rank.world, "ddp": seen_ddp}))
     dist_mod.shutdown()
 
 

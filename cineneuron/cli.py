@@ -182,6 +182,7 @@ def ingest(source: str = typer.Argument(..., help="folder | synth | cc2017 | cin
            source_name: Optional[str] = typer.Option(None, "--source-name", help="store the clips under another source name"),
            clips_only: bool = typer.Option(False, "--clips-only", help="skip fMRI even when --subject is given"),
            force: bool = typer.Option(False, "--force", help="re-encode clips already in the store"),
+           ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="decode and encode the clips over a Ray cluster: local | auto | HOST:PORT | ray://HOST:PORT (pip install 'cineneuron[ray]')"),
            config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
            quiet: bool = typer.Option(False, "--quiet", help="no progress bar")):
     """Fill the memory pool from a dataset (and, with --subject, that subject's fMRI).
@@ -206,7 +207,12 @@ def ingest(source: str = typer.Argument(..., help="folder | synth | cc2017 | cin
                        preview_frames=e.preview_frames, force=force, captioner=get_captioner(cap_cfg, notify=lambda m: None),
                        captioner_notice=captioner_notice(cap_cfg))
     with bar(f"ingest {src.name}", enabled=not quiet) as progress:
-        report = ingest_clips(s, src, io, progress=lambda adv, total: progress(adv, total))
+        if ray:
+            from cineneuron.ingest.ray_ingest import ingest_clips_ray
+
+            report = ingest_clips_ray(s, src, io, ray, progress=lambda adv, total: progress(adv, total))
+        else:
+            report = ingest_clips(s, src, io, progress=lambda adv, total: progress(adv, total))
     typer.echo(report.summary())
     if subject and not clips_only:
         from cineneuron.ingest.fmri import ingest_subject

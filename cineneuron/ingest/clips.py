@@ -98,21 +98,34 @@ class Decoded:
     previews: list[bytes]
 
 
-def _decode_worker(groups, n_frames, size, opts, out: queue.Queue, stop: threading.Event) -> None:
-    """Decode files (each in the guarded reader) and make the previews, off the encoding thread."""
+def decode_group(uri: str, specs: list[ClipSpec], n_frames: int, size: int, opts: IngestOptions):
+    """One file's clips: ([Decoded...], None), or (specs, reason) when the file cannot be read.
+
+    Each file is read in the guarded reader; JPEG previews are made here, off the encoder. Used
+    by the local decode thread and by the Ray decode tasks alike.
+    """
     from cineneuron.sources.video import read_clip_frames
 
+    try:
+        frames = read_clip_frames(uri, [(s.start_s, s.end_s) for s in specs], n_frames, size,
+                                  backend=opts.backend, timeout_s=opts.timeout_s)
+        return [Decoded(s, f, _jpeg(f, opts.preview_frames)) for s, f in zip(specs, frames)], None
+    except CNError as e:  # VideoReadError: this file fails, the run goes on
+        return specs, str(e)
+    except Exception as e:  # noqa: BLE001 - a decoder bug must not kill the run either
+        return specs, f"{type(e).__name__}: {e}"
+
+
+def failure_records(specs: list[ClipSpec], reason: str) -> list[dict]:
+    """The catalog's failure rows for clips whose file failed: item + reason."""
+    return [{"item": f"{s.video}@{s.start_s:g}-{s.end_s:g}", "reason": reason} for s in specs]
+
+
+def _decode_worker(groups, n_frames, size, opts, out: queue.Queue, stop: threading.Event) -> None:
     for uri, specs in groups.items():
         if stop.is_set():
             break
-        try:
-            frames = read_clip_frames(uri, [(s.start_s, s.end_s) for s in specs], n_frames, size,
-                                      backend=opts.backend, timeout_s=opts.timeout_s)
-            out.put(([Decoded(s, f, _jpeg(f, opts.preview_frames)) for s, f in zip(specs, frames)], None))
-        except CNError as e:  # VideoReadError: this file fails, the run goes on
-            out.put((specs, str(e)))
-        except Exception as e:  # noqa: BLE001 - a decoder bug must not kill the run either
-            out.put((specs, f"{type(e).__name__}: {e}"))
+        out.put(decode_group(uri, specs, n_frames, size, opts))
     out.put(None)
 
 
@@ -122,7 +135,7 @@ def _batches(q: queue.Queue, report: IngestReport, batch_size: int) -> Iterator[
         items, err = item
         if err is not None:
             report.n_failed += len(items)
-            report.errors += [{"item": f"{s.video}@{s.start_s:g}-{s.end_s:g}", "reason": err} for s in items]
+            report.errors += failure_records(items, err)
             continue
         pending += items
         while len(pending) >= batch_size:
@@ -204,22 +217,26 @@ class _Writer(threading.Thread):
             raise self.error
 
 
-def prepare_encoders(store: Store):
-    """The store's own encoders, checked against the identity recorded at creation."""
+def prepare_encoders(store: Store, build: bool = True):
+    """The store's own encoders, checked against the identity recorded at creation.
+
+    build=False (Ray: each actor builds its own) returns them unbuilt, cheap to ship; only the
+    conditioning encoder is built here, on a copy, if the store still lacks its empty embedding.
+    """
     encoders = store.encoders()
     encoders.check_weights()  # a missing file fails here, before any work
     store.check_identity({m: e.identity() for m, e in encoders.items()})
-    encoders.build()
+    if build:
+        encoders.build()
     if store.get_meta("empty_cond")[0] is None and hasattr(encoders.cond, "encode_empty"):
-        empty = np.asarray(encoders.cond.encode_empty(), dtype=np.float16)
+        cond = encoders.cond if build else store.encoders().cond.build()
+        empty = np.asarray(cond.encode_empty(), dtype=np.float16)
         store.set_meta("empty_cond", f'{{"shape": {list(empty.shape)}}}', empty.tobytes())
     return encoders
 
 
-def ingest_clips(store: Store, source, opts: IngestOptions,
-                 progress: Callable[[int, int], None] | None = None) -> IngestReport:
-    """Ingest every clip a source offers. progress(advance, total) is called per clip handled."""
-    t0 = time.perf_counter()
+def plan_job(store: Store, source, opts: IngestOptions) -> tuple[IngestReport, list[ClipSpec]]:
+    """Start the catalog job: (its report, the clips still to ingest). Shared with the Ray path."""
     specs = list(source.clips())
     if opts.limit is not None:
         specs = specs[: opts.limit]
@@ -233,8 +250,27 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
     have = set() if opts.force else store.existing_ids([s.clip_id for s in specs])
     todo = [s for s in specs if s.clip_id not in have]
     report.n_skipped = len(specs) - len(todo)
+    return report, todo
+
+
+def finish_job(store: Store, report: IngestReport, opts: IngestOptions, t0: float) -> None:
+    """Close the catalog job with what happened (also when the ingest failed half-way)."""
+    report.seconds = time.perf_counter() - t0
+    report.version = store.version
+    report.captioner_notice = None if opts.captioner else opts.captioner_notice
+    store.catalog.finish_job(report.job_id, n_ok=report.n_ok, n_failed=report.n_failed, n_skipped=report.n_skipped,
+                             errors=report.errors, store_version=report.version,
+                             notes={"unlabelled": report.unlabelled, "uncaptioned": report.uncaptioned,
+                                    "captioner": report.captioner_notice, "index": report.index_notice})
+
+
+def ingest_clips(store: Store, source, opts: IngestOptions,
+                 progress: Callable[[int, int], None] | None = None) -> IngestReport:
+    """Ingest every clip a source offers. progress(advance, total) is called per clip handled."""
+    t0 = time.perf_counter()
+    report, todo = plan_job(store, source, opts)
     if progress:
-        progress(report.n_skipped, len(specs))
+        progress(report.n_skipped, report.n_total)
     try:
         if todo:
             t_setup = time.perf_counter()
@@ -244,7 +280,7 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
             stop = threading.Event()
             decoder = threading.Thread(target=_decode_worker, daemon=True,
                                        args=(_by_video(todo), store.n_frames, store.preset.frames.size, opts, q, stop))
-            writer = _Writer(store, report, progress, len(specs))
+            writer = _Writer(store, report, progress, report.n_total)
             decoder.start()
             writer.start()
             failed = 0
@@ -255,23 +291,17 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
                     report.uncaptioned += sum(not d.spec.caption for d in batch)
                     writer.put(rows)
                     if progress and report.n_failed > failed:
-                        progress(report.n_failed - failed, len(specs))
+                        progress(report.n_failed - failed, report.n_total)
                         failed = report.n_failed
             finally:
                 stop.set()
                 writer.close()
             if progress and report.n_failed > failed:
-                progress(report.n_failed - failed, len(specs))
+                progress(report.n_failed - failed, report.n_total)
             try:
                 store.optimize()
             except CNError as e:  # the rows are committed; only the index is missing
                 report.index_notice = str(e)
     finally:
-        report.seconds = time.perf_counter() - t0
-        report.version = store.version
-        report.captioner_notice = None if opts.captioner else opts.captioner_notice
-        store.catalog.finish_job(job, n_ok=report.n_ok, n_failed=report.n_failed, n_skipped=report.n_skipped,
-                                 errors=report.errors, store_version=report.version,
-                                 notes={"unlabelled": report.unlabelled, "uncaptioned": report.uncaptioned,
-                                        "captioner": report.captioner_notice, "index": report.index_notice})
+        finish_job(store, report, opts, t0)
     return report

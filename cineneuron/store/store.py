@@ -43,6 +43,7 @@ class Store(FmriTables):
         self.ivf_partitions = ivf_partitions
         self._exact = ExactMix()
         self._clips = None
+        self.storage_options: dict | None = None  # what LanceDB got; Ray workers writing staging need it too
 
     # --- opening ---------------------------------------------------------------------------
     @staticmethod
@@ -71,7 +72,9 @@ class Store(FmriTables):
             raise StoreMismatchError(f"store {uri} has schema version {version}; this CineNeuron reads version {SCHEMA_VERSION}")
         preset = Preset.model_validate_json(meta["preset"]["value"])
         cat = open_catalog(uri, catalog_dir, catalog_url)
-        return cls(uri, db, preset, cat, **search_opts)
+        store = cls(uri, db, preset, cat, **search_opts)
+        store.storage_options = object_store_options(uri, storage_options)
+        return store
 
     @classmethod
     def create(cls, uri: str, preset: str | Preset = "classic", *, storage_options: dict | None = None,
@@ -96,7 +99,9 @@ class Store(FmriTables):
         db.create_table(META, pa.Table.from_pylist(meta_rows, schema=meta_schema()))
         cat = open_catalog(uri, catalog_dir, catalog_url)
         cat.record_preset(preset.name, preset.fingerprint(), preset.model_dump(), preset.dims())
-        return cls(uri, db, preset, cat, **search_opts)
+        store = cls(uri, db, preset, cat, **search_opts)
+        store.storage_options = object_store_options(uri, storage_options)
+        return store
 
     # --- self-description ------------------------------------------------------------------
     @property
@@ -156,6 +161,14 @@ class Store(FmriTables):
         table = clips_to_arrow(list(last.values()), self.clips.schema, self.dims, self.n_frames)
         retry(lambda: self.clips.merge_insert("clip_id").when_matched_update_all()
                .when_not_matched_insert_all().execute(table))
+        return self.version
+
+    def merge_staged(self, staging) -> int:
+        """Stream a staging table (a Ray job's rows, store/staging.py) into clips in ONE
+        merge-insert on clip_id: one version per job, and a rerun inserts only what is missing."""
+        # A fresh reader per try: a commit conflict with another writer replays the whole merge.
+        retry(lambda: self.clips.merge_insert("clip_id").when_matched_update_all()
+               .when_not_matched_insert_all().execute(staging.to_lance().scanner().to_reader()))
         return self.version
 
     def existing_ids(self, ids: list[str] | None = None, where: str | None = None) -> set[str]:

@@ -229,6 +229,7 @@ def ingest(source: str = typer.Argument(..., help="folder | synth | cc2017 | cin
            source_name: Optional[str] = typer.Option(None, "--source-name", help="store the clips under another source name"),
            clips_only: bool = typer.Option(False, "--clips-only", help="skip fMRI even when --subject is given"),
            force: bool = typer.Option(False, "--force", help="re-encode clips already in the store"),
+           ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="decode and encode the clips over a Ray cluster: local | auto | HOST:PORT | ray://HOST:PORT (pip install 'cineneuron[ray]')"),
            config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
            quiet: bool = typer.Option(False, "--quiet", help="no progress bar")):
     """Fill the memory pool from a dataset (and, with --subject, that subject's fMRI).
@@ -246,7 +247,7 @@ def ingest(source: str = typer.Argument(..., help="folder | synth | cc2017 | cin
     _check_cfg_preset(cfg, s)
     with bar(f"ingest {source_name or source}", enabled=not quiet) as progress:
         res = run_ingest(s, source, str(root), cfg, subjects=[] if clips_only else list(subject or []),
-                         source_name=source_name, limit=limit, force=force, progress=lambda adv, total: progress(adv, total))
+                         source_name=source_name, limit=limit, force=force, ray=ray, progress=lambda adv, total: progress(adv, total))
     typer.echo(res.summary())
     for rep in res.fmri:
         if rep.warning:
@@ -265,13 +266,21 @@ def train(stage: int = typer.Option(1, "--stage", min=1, max=2, help="1: semanti
           no_action: bool = typer.Option(False, "--no-action", help="ablation: drop the action-alignment task"),
           no_cls: bool = typer.Option(False, "--no-cls", help="ablation: drop category learning"),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="override train.epochs"),
+          nproc: Optional[int] = typer.Option(None, "--nproc", help="data-parallel on N ranks of this machine (launches torchrun): stage 1 and the replay stage 2"),
           as_json: bool = typer.Option(False, "--json"), quiet: bool = typer.Option(False, "--quiet")):
     """Train the Brain Model from the store (stage 1), then the router (stage 2)."""
     from cineneuron.progress import bar
+    from cineneuron.train import distributed
 
     over = {"train.use_action": False if no_action else None, "train.use_cls": False if no_cls else None,
             "train.epochs" if stage == 1 else "train.stage2_epochs": epochs, "decode.decoder": decoder}
     cfg = _cfg(store, config, set_, **over)
+    rank = distributed.from_env()
+    if (nproc is not None or rank.active) and stage == 2 and cfg.decode.decoder == "wan":
+        raise CNError("data-parallel training covers stage 1 and the replay stage 2; the Wan stage 2 trains in one process")
+    if nproc is not None:
+        raise typer.Exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
+    quiet = quiet or not rank.is_main
     s = _open(cfg)
     _check_cfg_preset(cfg, s)
     with bar(f"train stage {stage}", unit="steps", enabled=not quiet) as progress:
@@ -285,10 +294,27 @@ def train(stage: int = typer.Option(1, "--stage", min=1, max=2, help="1: semanti
             from cineneuron.train.api import train_stage2
 
             summary = train_stage2(s, cfg, subject, dataset=dataset, progress=progress)
+    if rank.active:
+        distributed.shutdown()
+        if not rank.is_main:
+            return
     if as_json:
         _print_json(summary)
     else:
         typer.echo(_train_table(stage, summary))
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The `cn train` arguments torchrun's ranks get: everything but --nproc (and the command)."""
+    out, skip = [], False
+    for a in argv[argv.index("train") + 1:]:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
 
 
 def _train_table(stage: int, s: dict) -> str:

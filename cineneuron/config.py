@@ -29,6 +29,9 @@ class StoreConfig(_Section):
                      description="LanceDB URI: a local folder or s3://, gs://, az:// (default $CN_STORE, else ./cn-store)")
     storage_options: dict[str, str] = Field(default_factory=dict, description="passed to LanceDB for object storage (keys, region, endpoint)")
     catalog_dir: str | None = Field(None, description="local folder for the SQLite catalog; needed for remote URIs (default: inside a local store)")
+    catalog_url: str | None = Field(default_factory=lambda: os.environ.get("CN_CATALOG_URL") or None, description=(
+        "SQLAlchemy URL of a shared catalog, e.g. postgresql+psycopg://user:pw@host/db, so every machine of a job "
+        "sees the same jobs, runs and datasets (default $CN_CATALOG_URL, else SQLite in catalog_dir)"))
     ann_threshold: int = Field(200_000, ge=256, description="rows in `clips` past which an ANN index on `mix` is built")
     index_type: Literal["ivf_flat", "ivf_pq", "ivf_hnsw_sq"] = Field("ivf_flat", description=(
         "ANN index on mix: IVF-Flat (exact scores in the probed partitions; fastest build and query at 1M here, "

@@ -119,13 +119,17 @@ class StoreBatches:
 
     def n_batches(self, epoch: int) -> int:
         """Batches epoch `epoch` yields (a ragged last batch of one sample is dropped)."""
+        full, rest = divmod(self.n_samples(epoch), self.batch_size)
+        return full + (1 if rest >= 2 else 0)
+
+    def n_samples(self, epoch: int) -> int:
+        """Training samples epoch `epoch` streams."""
         rep = self.repeats[epoch % len(self.repeats)]
         if self.exclude or self.only is not None:
             n = sum(map(self._wanted, self.store.fmri_column(self.dataset, self.subject, "clip_id", "train", rep)))
         else:
             n = self.store.count_fmri(self.dataset, self.subject, "train", rep)
-        full, rest = divmod(n, self.batch_size)
-        return full + (1 if rest >= 2 else 0)
+        return n
 
     def _rows(self, epoch: int) -> Iterator[tuple[np.ndarray, str]]:
         rep = self.repeats[epoch % len(self.repeats)]

@@ -36,13 +36,21 @@ def ingest_options(cfg: RootConfig, *, limit: int | None = None, force: bool = F
 
 def ingest(store, source: str, root: str, cfg: RootConfig | None = None, *, subjects: list[str] = (),
            source_name: str | None = None, limit: int | None = None, force: bool = False,
-           progress=None) -> IngestResult:
+           ray: str | None = None, progress=None) -> IngestResult:
     """Ingest `source` (a name from `cineneuron.sources.source_names()`) at `root` into `store`,
-    then each of `subjects`' fMRI (cc2017, synth, cinebrain). progress(advance, total)."""
+    then each of `subjects`' fMRI (cc2017, synth, cinebrain). progress(advance, total).
+    ray: a Ray address (`local`, `auto`, HOST:PORT, ray://...) to decode and encode the clips on
+    a Ray cluster; the fMRI half stays in this process (it is small)."""
     from cineneuron.sources import get_source
 
     cfg = cfg or RootConfig()
     src = get_source(source)(str(root), **({"source_name": source_name} if source_name else {}))
-    report = ingest_clips(store, src, ingest_options(cfg, limit=limit, force=force), progress=progress)
+    opts = ingest_options(cfg, limit=limit, force=force)
+    if ray:
+        from cineneuron.ingest.ray_ingest import ingest_clips_ray
+
+        report = ingest_clips_ray(store, src, opts, ray, progress=progress)
+    else:
+        report = ingest_clips(store, src, opts, progress=progress)
     fmri = [ingest_subject(store, source, str(root), str(s), cfg, source_name=source_name) for s in subjects]
     return IngestResult(report, fmri)

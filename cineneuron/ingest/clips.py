@@ -109,38 +109,47 @@ class Decoded:
     previews: list[bytes]
 
 
-def _decode_worker(groups, n_frames, size, opts, out: queue.Queue, stop: threading.Event) -> None:
-    """Decode files (each in the guarded reader) and make the previews, off the encoding thread."""
+def decode_group(uri: str, specs: list[ClipSpec], n_frames: int, size: int,
+                 opts: IngestOptions) -> tuple[list[Decoded], list[dict]]:
+    """One file's clips: (the windows that decode, failure records for the rest).
+
+    Each file is read in the guarded reader; JPEG previews are made here, off the encoder. A file
+    cut short keeps every window that decodes. Used by the local decode thread and by the Ray
+    decode tasks alike.
+    """
     from cineneuron.sources.video import read_clip_frames
 
+    try:
+        frames = read_clip_frames(uri, [(s.start_s, s.end_s) for s in specs], n_frames, size,
+                                  backend=opts.backend, timeout_s=opts.timeout_s, partial=True)
+    except CNError as e:  # VideoReadError: this file fails, the run goes on
+        return [], failure_records(specs, str(e))
+    except Exception as e:  # noqa: BLE001 - a decoder bug must not kill the run either
+        return [], failure_records(specs, f"{type(e).__name__}: {e}")
+    good = [Decoded(s, f, _jpeg(f, opts.preview_frames)) for s, f in zip(specs, frames) if not isinstance(f, str)]
+    bad = [r for s, f in zip(specs, frames) if isinstance(f, str) for r in failure_records([s], f"cannot read video {uri}: {f}")]
+    return good, bad
+
+
+def failure_records(specs: list[ClipSpec], reason: str) -> list[dict]:
+    """The catalog's failure rows for clips that failed: item + reason."""
+    return [{"item": f"{s.video}@{s.start_s:g}-{s.end_s:g}", "reason": reason} for s in specs]
+
+
+def _decode_worker(groups, n_frames, size, opts, out: queue.Queue, stop: threading.Event) -> None:
     for uri, specs in groups.items():
         if stop.is_set():
             break
-        try:
-            # partial: a file cut short keeps every window that decodes; the rest fail with the reason.
-            frames = read_clip_frames(uri, [(s.start_s, s.end_s) for s in specs], n_frames, size,
-                                      backend=opts.backend, timeout_s=opts.timeout_s, partial=True)
-            for s, f in zip(specs, frames):
-                if isinstance(f, str):
-                    out.put(([s], f"cannot read video {uri}: {f}"))
-            good = [Decoded(s, f, _jpeg(f, opts.preview_frames)) for s, f in zip(specs, frames) if not isinstance(f, str)]
-            if good:
-                out.put((good, None))
-        except CNError as e:  # VideoReadError: this file fails, the run goes on
-            out.put((specs, str(e)))
-        except Exception as e:  # noqa: BLE001 - a decoder bug must not kill the run either
-            out.put((specs, f"{type(e).__name__}: {e}"))
+        out.put(decode_group(uri, specs, n_frames, size, opts))
     out.put(None)
 
 
 def _batches(q: queue.Queue, report: IngestReport, batch_size: int) -> Iterator[list[Decoded]]:
     pending: list[Decoded] = []
     while (item := q.get()) is not None:
-        items, err = item
-        if err is not None:
-            report.n_failed += len(items)
-            report.errors += [{"item": f"{s.video}@{s.start_s:g}-{s.end_s:g}", "reason": err} for s in items]
-            continue
+        items, failures = item
+        report.n_failed += len(failures)
+        report.errors += failures
         pending += items
         while len(pending) >= batch_size:
             yield pending[:batch_size]
@@ -225,22 +234,27 @@ class _Writer(threading.Thread):
             raise self.error
 
 
-def prepare_encoders(store: Store, runtime: dict | None = None):
-    """The store's own encoders (on the run's device and precision), checked against the identity recorded at creation."""
+def prepare_encoders(store: Store, runtime: dict | None = None, build: bool = True):
+    """The store's own encoders (on the run's device and precision), checked against the identity
+    recorded at creation.
+
+    build=False (Ray: each actor builds its own) returns them unbuilt, cheap to ship; only the
+    conditioning encoder is built here, on a copy, if the store still lacks its empty embedding.
+    """
     encoders = store.encoders(runtime)
     encoders.check_weights()  # a missing file fails here, before any work
     store.check_identity({m: e.identity() for m, e in encoders.items()})
-    encoders.build()
+    if build:
+        encoders.build()
     if store.get_meta("empty_cond")[0] is None and hasattr(encoders.cond, "encode_empty"):
-        empty = np.asarray(encoders.cond.encode_empty(), dtype=np.float16)
+        cond = encoders.cond if build else store.encoders(runtime).cond.build()
+        empty = np.asarray(cond.encode_empty(), dtype=np.float16)
         store.set_meta("empty_cond", f'{{"shape": {list(empty.shape)}}}', empty.tobytes())
     return encoders
 
 
-def ingest_clips(store: Store, source, opts: IngestOptions,
-                 progress: Callable[[int, int], None] | None = None) -> IngestReport:
-    """Ingest every clip a source offers. progress(advance, total) is called per clip handled."""
-    t0 = time.perf_counter()
+def plan_job(store: Store, source, opts: IngestOptions) -> tuple[IngestReport, list[ClipSpec]]:
+    """Start the catalog job: (its report, the clips still to ingest). Shared with the Ray path."""
     if opts.limit is not None and opts.limit < 0:
         raise CNError(f"limit must be 0 or more (got {opts.limit})")
     specs = list(source.clips())
@@ -260,8 +274,28 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
     have = set() if opts.force else store.existing_ids([s.clip_id for s in specs])
     todo = [s for s in specs if s.clip_id not in have]
     report.n_skipped = len(specs) - len(todo)
+    return report, todo
+
+
+def finish_job(store: Store, report: IngestReport, opts: IngestOptions, t0: float) -> None:
+    """Close the catalog job with what happened (also when the ingest failed half-way)."""
+    report.seconds = time.perf_counter() - t0
+    report.version = store.version
+    report.captioner_notice = None if opts.captioner else opts.captioner_notice
+    store.catalog.finish_job(report.job_id, n_ok=report.n_ok, n_failed=report.n_failed, n_skipped=report.n_skipped,
+                             errors=report.errors, store_version=report.version,
+                             notes={"unlabelled": report.unlabelled, "uncaptioned": report.uncaptioned,
+                                    "captioner": report.captioner_notice, "index": report.index_notice,
+                                    "too_short": report.too_short, "resumes": report.resumed})
+
+
+def ingest_clips(store: Store, source, opts: IngestOptions,
+                 progress: Callable[[int, int], None] | None = None) -> IngestReport:
+    """Ingest every clip a source offers. progress(advance, total) is called per clip handled."""
+    t0 = time.perf_counter()
+    report, todo = plan_job(store, source, opts)
     if progress:
-        progress(report.n_skipped, len(specs))
+        progress(report.n_skipped, report.n_total)
     try:
         if todo:
             t_setup = time.perf_counter()
@@ -271,7 +305,7 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
             stop = threading.Event()
             decoder = threading.Thread(target=_decode_worker, daemon=True,
                                        args=(_by_video(todo), store.n_frames, store.preset.frames.size, opts, q, stop))
-            writer = _Writer(store, report, progress, len(specs))
+            writer = _Writer(store, report, progress, report.n_total)
             decoder.start()
             writer.start()
             failed = 0
@@ -282,24 +316,17 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
                     report.uncaptioned += sum(not d.spec.caption for d in batch)
                     writer.put(rows)
                     if progress and report.n_failed > failed:
-                        progress(report.n_failed - failed, len(specs))
+                        progress(report.n_failed - failed, report.n_total)
                         failed = report.n_failed
             finally:
                 stop.set()
                 writer.close()
             if progress and report.n_failed > failed:
-                progress(report.n_failed - failed, len(specs))
+                progress(report.n_failed - failed, report.n_total)
             try:
                 store.optimize()
             except CNError as e:  # the rows are committed; only the index is missing
                 report.index_notice = str(e)
     finally:
-        report.seconds = time.perf_counter() - t0
-        report.version = store.version
-        report.captioner_notice = None if opts.captioner else opts.captioner_notice
-        store.catalog.finish_job(job, n_ok=report.n_ok, n_failed=report.n_failed, n_skipped=report.n_skipped,
-                                 errors=report.errors, store_version=report.version,
-                                 notes={"unlabelled": report.unlabelled, "uncaptioned": report.uncaptioned,
-                                        "captioner": report.captioner_notice, "index": report.index_notice,
-                                        "too_short": report.too_short, "resumes": report.resumed})
+        finish_job(store, report, opts, t0)
     return report

@@ -1,14 +1,27 @@
-"""The SQLite catalog: where it lives and small typed helpers around SQLModel sessions."""
+"""The catalog: where it lives, which database engine holds it, and small typed helpers.
+
+SQLite inside a local store is the default. `store.catalog_url` (any SQLAlchemy URL, e.g.
+postgresql+psycopg://user@host/db) puts it in a shared server, so every machine of a job sees the
+same jobs, runs and datasets. Upserts are `INSERT ... ON CONFLICT DO UPDATE` in the engine's own
+dialect: `Session.merge` (select, then insert) raises duplicate-key errors under concurrent writers.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Session, SQLModel, create_engine, select
 
+from cineneuron.errors import CNError
 from cineneuron.store import liveness
 
 from cineneuron.schemas.catalog import Dataset, EncoderPreset, IngestJob, Run, Subject, _now
@@ -32,22 +45,118 @@ def default_catalog_dir(uri: str) -> Path:
     return base / hashlib.sha1(uri.encode()).hexdigest()[:16]
 
 
-class Catalog:
-    def __init__(self, directory: Path):
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / CATALOG_FILE
-        self.engine = create_engine(f"sqlite:///{self.path}")
-        SQLModel.metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+SQLITE_BUSY_S = 30.0  # how long a SQLite writer waits for the lock before "catalog busy"
 
-    def session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def _engine(url: str):
+    if url.startswith("sqlite"):
+        eng = create_engine(url, connect_args={"timeout": SQLITE_BUSY_S})
+
+        @event.listens_for(eng, "connect")
+        def _connect(dbapi_conn, _):
+            dbapi_conn.isolation_level = None  # transactions begin below, not in the driver
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+
+        @event.listens_for(eng, "begin")
+        def _begin(conn):
+            # IMMEDIATE takes the write lock up front, so a writer waits (busy timeout) instead of
+            # failing at once when a read transaction would have to be upgraded.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return eng
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except Exception as e:  # noqa: BLE001 - an unknown dialect or a missing driver
+        raise CNError(f"store.catalog_url {_redact(url)!r} cannot be used: {type(e).__name__}: {e}") from None
+
+
+def open_catalog(uri: str, catalog_dir: str | None = None, catalog_url: str | None = None) -> "Catalog":
+    """The store's catalog: a shared database when a URL is given, else SQLite in a local folder."""
+    if catalog_url:
+        return Catalog(url=catalog_url)
+    return Catalog(Path(catalog_dir) if catalog_dir else default_catalog_dir(uri))
+
+
+class Catalog:
+    """Open with a folder (SQLite file inside) or a SQLAlchemy URL (`store.catalog_url`)."""
+
+    def __init__(self, directory: Path | None = None, *, url: str | None = None):
+        if url is None:
+            if directory is None:
+                raise ValueError("Catalog needs a folder or a URL")
+            directory.mkdir(parents=True, exist_ok=True)
+            self.path: Path | None = directory / CATALOG_FILE
+            url = f"sqlite:///{self.path}"
+        else:
+            self.path = None
+        self.url = url
+        self.engine = _engine(url)
+        self.dialect = self.engine.dialect.name
+        with self.guard():
+            self._create_tables()
+            _add_missing_columns(self.engine)
+
+    def _create_tables(self) -> None:
+        # Two machines creating the tables at once: the loser sees them exist (or a duplicate
+        # type in PostgreSQL's catalog) and simply tries again.
+        for attempt in range(5):
+            try:
+                SQLModel.metadata.create_all(self.engine)
+                return
+            except (IntegrityError, ProgrammingError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Around a catalog operation: a locked or unreachable database is one clear line."""
+        try:
+            yield
+        except OperationalError as e:
+            msg = str(e.orig) if getattr(e, "orig", None) is not None else str(e)
+            first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
+            if "locked" in first or "busy" in first:
+                raise CNError(f"catalog busy: {self.where()} stayed locked for {SQLITE_BUSY_S:g} s ({first}); "
+                              "for many concurrent writers use a server: --set store.catalog_url=postgresql+psycopg://...") from None
+            raise CNError(f"catalog {self.where()} unavailable: {first}") from None
+
+    def where(self) -> str:
+        return str(self.path) if self.path else _redact(self.url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.guard(), Session(self.engine, expire_on_commit=False) as s:
+            yield s
 
     # --- datasets, subjects, presets -------------------------------------------------------
     def upsert(self, row) -> None:
-        with self.session() as s:
-            s.merge(row)
-            s.commit()
+        """Insert or replace one row by its primary key, atomically (ON CONFLICT DO UPDATE)."""
+        with self.guard():
+            self._upsert(row)
+
+    def _upsert(self, row) -> None:
+        table = type(row).__table__
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:  # other engines: the ORM's merge (not safe under concurrent writers of one key)
+            with self.session() as s:
+                s.merge(row)
+                s.commit()
+            return
+        values = {c.name: getattr(row, c.name) for c in table.columns}
+        keys = [c.name for c in table.primary_key.columns]
+        stmt = insert(table).values(**values)
+        rest = {c: stmt.excluded[c] for c in values if c not in keys}
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_=rest) if rest else stmt.on_conflict_do_nothing()
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
 
     def subject(self, dataset: str, subject: str) -> Subject | None:
         with self.session() as s:
@@ -74,7 +183,6 @@ class Catalog:
             s.add(job)
             s.commit()
             return job.id
-
     def heartbeat(self, job_id: int, n_ok: int | None = None) -> None:
         with self.session() as s:
             job = s.get(IngestJob, job_id)
@@ -100,8 +208,22 @@ class Catalog:
                 s.add(job)
             s.commit()
 
+
     def finish_job(self, job_id: int, *, n_ok: int, n_failed: int, n_skipped: int,
                    errors: list[dict], store_version: int | None, notes: dict | None = None) -> IngestJob:
+        # The rows are already committed: try hard not to leave the job marked running.
+        for attempt in range(3):
+            try:
+                return self._finish_job(job_id, n_ok=n_ok, n_failed=n_failed, n_skipped=n_skipped,
+                                        errors=errors, store_version=store_version, notes=notes)
+            except CNError:
+                if attempt == 2:
+                    raise
+                time.sleep(1.0 + attempt)
+        raise AssertionError("unreachable")
+
+    def _finish_job(self, job_id: int, *, n_ok: int, n_failed: int, n_skipped: int,
+                    errors: list[dict], store_version: int | None, notes: dict | None) -> IngestJob:
         with self.session() as s:
             job = s.get(IngestJob, job_id)
             job.n_ok, job.n_failed, job.n_skipped = n_ok, n_failed, n_skipped

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cineneuron.errors import CNError, StoreMismatchError
-from cineneuron.store.catalog import is_local, local_path
+from cineneuron.store.catalog import default_catalog_dir, is_local, local_path
 
 
 def runs_dir(store, runs_dir: str | None = None) -> Path:
@@ -18,7 +18,10 @@ def runs_dir(store, runs_dir: str | None = None) -> Path:
         return Path(runs_dir)
     if is_local(store.uri):
         return local_path(store.uri) / "runs"
-    return store.catalog.path.parent / "runs"
+    # A remote store keeps checkpoints in a local folder (a SQLite catalog's, else the per-URI
+    # cache folder); machines that must share them set train.runs_dir to a shared path.
+    base = store.catalog.path.parent if store.catalog.path is not None else default_catalog_dir(store.uri)
+    return base / "runs"
 
 
 def run_dir(store, dataset: str, subject: str, stage: int, base: str | None = None) -> Path:

@@ -1,4 +1,4 @@
-"""The embedding store: a LanceDB database plus a SQLite catalog (DESIGN section 2).
+"""The embedding store: a LanceDB database plus a catalog (SQLite, or `catalog_url`) (DESIGN section 2).
 
 `Store.create(uri, preset)` writes the preset (names, configs, dims, per-store encoder state) and
 a schema version into the store; `Store.open(uri)` checks them. Every table write is one Lance
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -17,8 +16,9 @@ import pyarrow as pa
 from cineneuron.errors import CNError, StoreMismatchError
 from cineneuron.schemas.presets import Preset, load_preset
 from cineneuron.schemas.tables import CLIPS, META, SCHEMA_VERSION, clips_schema, fmri_table_name, meta_schema
-from cineneuron.store.catalog import Catalog, default_catalog_dir, is_local, local_path
+from cineneuron.store.catalog import Catalog, is_local, local_path, open_catalog
 from cineneuron.store.lance_util import is_conflict, retry, sql_list, sql_str, table_names, yielding
+from cineneuron.store.object_store import storage_options as object_store_options
 from cineneuron.store.rows import EncodedClip, clips_to_arrow
 from cineneuron.store.fmri import FmriTables
 from cineneuron.store.scan import scan
@@ -43,6 +43,7 @@ class Store(FmriTables):
         self.ivf_partitions = ivf_partitions
         self._exact = ExactMix()
         self._clips = None
+        self.storage_options: dict | None = None  # what LanceDB got; Ray workers writing staging need it too
 
     # --- opening ---------------------------------------------------------------------------
     @staticmethod
@@ -50,7 +51,7 @@ class Store(FmriTables):
         import lancedb  # heavy; keep out of CLI start-up
 
         # Interval 0: every read sees the newest committed version (other writers included).
-        return lancedb.connect(uri, storage_options=storage_options,
+        return lancedb.connect(uri, storage_options=object_store_options(uri, storage_options),
                                read_consistency_interval=timedelta(0))
 
     @classmethod
@@ -61,7 +62,7 @@ class Store(FmriTables):
 
     @classmethod
     def open(cls, uri: str, *, storage_options: dict | None = None, catalog_dir: str | None = None,
-             **search_opts) -> "Store":
+             catalog_url: str | None = None, **search_opts) -> "Store":
         if is_local(uri) and not (local_path(uri) / f"{META}.lance").exists():
             raise CNError(f"no CineNeuron store at {uri}; create one with: cn init --store {uri}")
         db = cls._connect(uri, storage_options)
@@ -70,19 +71,23 @@ class Store(FmriTables):
         if version != SCHEMA_VERSION:
             raise StoreMismatchError(f"store {uri} has schema version {version}; this CineNeuron reads version {SCHEMA_VERSION}")
         preset = Preset.model_validate_json(meta["preset"]["value"])
-        cat = Catalog(Path(catalog_dir) if catalog_dir else default_catalog_dir(uri))
-        return cls(uri, db, preset, cat, **search_opts)
+        cat = open_catalog(uri, catalog_dir, catalog_url)
+        store = cls(uri, db, preset, cat, **search_opts)
+        store.storage_options = object_store_options(uri, storage_options)
+        return store
 
     @classmethod
     def create(cls, uri: str, preset: str | Preset = "classic", *, storage_options: dict | None = None,
-               catalog_dir: str | None = None, runtime: dict | None = None, **search_opts) -> "Store":
+               catalog_dir: str | None = None, catalog_url: str | None = None, runtime: dict | None = None,
+               **search_opts) -> "Store":
         """Create a store, or open an existing one made with the same preset.
 
         runtime: e.g. {"weights_dir": D}, where relative weight paths resolve (not recorded).
         """
         preset = preset if isinstance(preset, Preset) else load_preset(preset)
         if cls.exists(uri, storage_options):
-            store = cls.open(uri, storage_options=storage_options, catalog_dir=catalog_dir, **search_opts)
+            store = cls.open(uri, storage_options=storage_options, catalog_dir=catalog_dir,
+                             catalog_url=catalog_url, **search_opts)
             store.check_preset(preset.name)
             return store
         preset = _with_identity(preset, runtime)
@@ -96,16 +101,18 @@ class Store(FmriTables):
         ]
         # Written last: a store without `meta` does not exist, so a crash here leaves no half-store.
         db.create_table(META, pa.Table.from_pylist(meta_rows, schema=meta_schema()))
-        cat = Catalog(Path(catalog_dir) if catalog_dir else default_catalog_dir(uri))
+        cat = open_catalog(uri, catalog_dir, catalog_url)
         cat.record_preset(preset.name, preset.fingerprint(), preset.model_dump(), preset.dims())
-        return cls(uri, db, preset, cat, **search_opts)
+        store = cls(uri, db, preset, cat, **search_opts)
+        store.storage_options = object_store_options(uri, storage_options)
+        return store
 
     @classmethod
     def from_config(cls, cfg, *, create_preset: str | Preset | None = None, runtime: dict | None = None) -> "Store":
         """Open (or, with `create_preset`, create) the store a `StoreConfig` describes, with all
         its search settings: the one way the CLI, the demo and notebooks open a store.
         runtime: for creating, where relative weight paths resolve (see `create`)."""
-        opts = {"storage_options": cfg.storage_options or None, "catalog_dir": cfg.catalog_dir,
+        opts = {"storage_options": cfg.storage_options or None, "catalog_dir": cfg.catalog_dir, "catalog_url": cfg.catalog_url,
                 "ann_threshold": cfg.ann_threshold, "index_type": cfg.index_type, "nprobes": cfg.nprobes,
                 "refine_factor": cfg.refine_factor, "ef": cfg.ef, "ivf_partitions": cfg.ivf_partitions}
         if create_preset is not None:
@@ -178,6 +185,14 @@ class Store(FmriTables):
         table = clips_to_arrow(list(last.values()), self.clips.schema, self.dims, self.n_frames)
         retry(lambda: self.clips.merge_insert("clip_id").when_matched_update_all()
                .when_not_matched_insert_all().execute(table))
+        return self.version
+
+    def merge_staged(self, staging) -> int:
+        """Stream a staging table (a Ray job's rows, store/staging.py) into clips in ONE
+        merge-insert on clip_id: one version per job, and a rerun inserts only what is missing."""
+        # A fresh reader per try: a commit conflict with another writer replays the whole merge.
+        retry(lambda: self.clips.merge_insert("clip_id").when_matched_update_all()
+               .when_not_matched_insert_all().execute(staging.to_lance().scanner().to_reader()))
         return self.version
 
     def existing_ids(self, ids: list[str] | None = None, where: str | None = None) -> set[str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from cineneuron.brain.losses import LossWeights, stage1_loss
+from cineneuron.brain.losses import LossWeights
 from cineneuron.brain.model import BrainModel, load_state, save_state
 from cineneuron.config import TrainConfig
 from cineneuron.errors import CNError
@@ -111,6 +111,8 @@ class Stage1Trainer:
         rt = train_runtime(cfg)  # device and precision: auto = cuda and bf16 when a GPU is visible
         self.device = torch.device(rt["device"])
         self.model = model.to(self.device)
+        # The whole loss in one forward; under torchrun distributed.wrap_trainer puts DDP around it.
+        self.objective = None
         self.weights = loss_weights(cfg)
         # Mixed precision (autocast) only on cuda; the weights and the optimiser stay fp32.
         self.use_amp = rt["precision"] != "fp32" and self.device.type == "cuda"
@@ -124,6 +126,9 @@ class Stage1Trainer:
         self.batch_in_epoch = 0  # batches of the current epoch already trained on
         self.val_metrics: dict = {}
         self._rng_cpu, self._rng_cuda = self._seeded_rng(cfg.seed)
+        from cineneuron.train.objective import Stage1Objective
+
+        self.objective = Stage1Objective(self.model, self.weights, self._autocast)
 
     # ------------------------------------------------------------ RNG
     def _cuda_devices(self) -> list:
@@ -162,7 +167,7 @@ class Stage1Trainer:
         if missing:
             raise CNError(f"training batch lacks {', '.join(missing)}; the data source must give {', '.join(need)}")
         to = lambda k: torch.as_tensor(batch[k]).to(self.device, torch.float32)
-        out = {"img": self.model.pool_image_targets(to("img_frames")), "txt": to("txt")}  # img (B, d_img)
+        out = {"img_frames": to("img_frames"), "txt": to("txt")}  # pooled inside the objective
         if self.weights.use_action:
             out["act"] = to("act")
         if self.weights.use_cls:
@@ -175,10 +180,7 @@ class Stage1Trainer:
         targets = self._targets(batch)
         voxels = torch.as_tensor(batch["voxels"]).to(self.device, torch.float32)  # (B, n_tr, V)
         with self._own_rng():
-            with self._autocast():
-                out = self.model(voxels, batch["subject"])
-            out = {k: v.float() for k, v in out.items()}
-            losses = stage1_loss(out, targets, self.weights)
+            losses = self.objective(voxels, batch["subject"], targets)  # DDP averages gradients in backward
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(losses["loss"]).backward()
         if self.cfg.grad_clip is not None:

@@ -73,7 +73,12 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     import torch
 
     from cineneuron.brain.model import create_brain_model, load_checkpoint, save_checkpoint
+    from cineneuron.train import distributed
     from cineneuron.train.loop import Schedule, Stage1Trainer
+
+    rank = distributed.init(cfg.train.device)  # a single process unless launched by torchrun
+    if rank.active:
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"device": distributed.device_for(rank, cfg.train.device)})})
 
     t0 = time.perf_counter()
     subject = str(subject)
@@ -90,6 +95,11 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     batches = StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
                            exclude=fold)
     steps_per_epoch = batches.n_batches(0)
+    if rank.active:  # each rank trains its slice of the same full global batches
+        batches = distributed.RankBatches(batches, rank, cfg.train.batch_size)
+        steps_per_epoch = batches.n_batches(batches.batches.n_samples(0))
+        if steps_per_epoch == 0:
+            raise CNError(f"fewer training samples than one global batch of {cfg.train.batch_size}; lower train.batch_size")
 
     if resume and (out / "model.safetensors").exists():
         model, mcfg, extra = load_checkpoint(out)
@@ -98,6 +108,7 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
         mcfg = brain_config(store, cfg, subject, sub.n_tr, sub.n_voxels)
         model = create_brain_model(mcfg, seed=cfg.train.seed)
     trainer = Stage1Trainer(model, cfg.train, Schedule.from_epochs(cfg.train, steps_per_epoch))
+    distributed.wrap_trainer(trainer, rank, subject)
     if resume and (out / "trainer_state.json").exists():
         trainer.load_state(out)
 
@@ -106,13 +117,15 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     history: list[dict] = []
 
     def val_fn(m):
-        if tt is None:
+        if tt is None or not rank.is_main:
             return {}
         metrics = evaluate(predict(m, test["voxels"], subject), tt, cfg.train.seed)
         history.append({"step": trainer.step, "epoch": trainer.epoch, **metrics})
         return metrics
 
     def save(tr):
+        if not rank.is_main:  # one writer: ranks hold identical weights
+            return
         extra = checkpoint_extra(store, dataset, subject, stage=1, step=tr.step, epoch=tr.epoch)
         save_checkpoint(out, tr.model, mcfg, extra)
         tr.save_state(out)
@@ -124,16 +137,19 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     def on_step(m):
         nonlocal n_seen
         n_seen += cfg.train.batch_size
-        if progress:
+        if progress and rank.is_main:
             val = trainer.val_metrics or {}
             info = f"loss {m['loss']:.3f}" + (f" | val img fmri->clip {val['img_fmri_to_clip']:.3f}" if "img_fmri_to_clip" in val else "")
             progress(1, trainer.schedule.total_steps, info)
 
-    if progress:
+    if progress and rank.is_main:
         progress(trainer.step, trainer.schedule.total_steps)
     t_train = time.perf_counter()
     res = trainer.fit(batches, val_fn=val_fn, progress=on_step, checkpoint=save)
+    distributed.unwrap_trainer(trainer)
     train_s = time.perf_counter() - t_train
+    if not rank.is_main:
+        return Stage1Result(str(out), {}, {}, time.perf_counter() - t0, res["step"], n_seen / train_s if train_s else 0.0)
     atomic_write_text(out / "val_history.json", json.dumps(history, indent=1))
     metrics = dict(res["val"])
     metrics.update({f"train_{k}": v for k, v in res["train"].items() if isinstance(v, float)})

@@ -72,7 +72,7 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
                  progress=None, with_ridge: bool = True) -> Stage1Result:
     import torch
 
-    from cineneuron.brain.model import create_brain_model, load_checkpoint, save_checkpoint
+    from cineneuron.brain.model import save_checkpoint
     from cineneuron.train import distributed
     from cineneuron.train.loop import Schedule, Stage1Trainer
 
@@ -83,7 +83,6 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     t0 = time.perf_counter()
     subject = str(subject)
     dataset = resolve_dataset(store, subject, dataset)
-    sub = store.catalog.subject(dataset, subject)
     out = run_dir(store, dataset, subject, 1, cfg.train.runs_dir)
     train_ids = sample_clip_ids(store, dataset, subject, "train")
     if not train_ids:
@@ -92,21 +91,8 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     targets = load_targets(store, train_ids + test["clip_id"])
     # The router's fold is never fitted here, so stage 2 can fit the router on out-of-sample predictions.
     fold = router_fold(store, train_ids, cfg.train.router_holdout, cfg.train.seed)
-    batches = StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
-                           exclude=fold)
-    steps_per_epoch = batches.n_batches(0)
-    if rank.active:  # each rank trains its slice of the same full global batches
-        batches = distributed.RankBatches(batches, rank, cfg.train.batch_size)
-        steps_per_epoch = batches.n_batches(batches.batches.n_samples(0))
-        if steps_per_epoch == 0:
-            raise CNError(f"fewer training samples than one global batch of {cfg.train.batch_size}; lower train.batch_size")
-
-    if resume and (out / "model.safetensors").exists():
-        model, mcfg, extra = load_checkpoint(out)
-        check_compatible(store, extra, dataset, subject)
-    else:
-        mcfg = brain_config(store, cfg, subject, sub.n_tr, sub.n_voxels)
-        model = create_brain_model(mcfg, seed=cfg.train.seed)
+    batches, steps_per_epoch = _batches(store, dataset, subject, targets, fold, cfg, rank)
+    model, mcfg = _model(store, cfg, out, dataset, subject, resume)
     trainer = Stage1Trainer(model, cfg.train, Schedule.from_epochs(cfg.train, steps_per_epoch))
     distributed.wrap_trainer(trainer, rank, subject)
     if resume and (out / "trainer_state.json").exists():
@@ -162,3 +148,31 @@ def train_stage1(store, cfg: RootConfig, subject: str, *, dataset: str | None = 
     return Stage1Result(str(out), metrics, ridge, time.perf_counter() - t0, res["step"],
                         n_seen / train_s if train_s else 0.0)
 
+
+def _batches(store, dataset: str, subject: str, targets, fold, cfg: RootConfig, rank):
+    """(the training batches, steps per epoch); under torchrun each rank trains its slice of the
+    same full global batches."""
+    from cineneuron.train import distributed
+
+    batches = StoreBatches(store, dataset, subject, targets, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
+                           exclude=fold)
+    if not rank.active:
+        return batches, batches.n_batches(0)
+    ranked = distributed.RankBatches(batches, rank, cfg.train.batch_size)
+    steps = ranked.n_batches(batches.n_samples(0))
+    if steps == 0:
+        raise CNError(f"fewer training samples than one global batch of {cfg.train.batch_size}; lower train.batch_size")
+    return ranked, steps
+
+
+def _model(store, cfg: RootConfig, out, dataset: str, subject: str, resume: bool):
+    """(model, its config): the run's own checkpoint with --resume, else a fresh model of the config."""
+    from cineneuron.brain.model import create_brain_model, load_checkpoint
+
+    if resume and (out / "model.safetensors").exists():
+        model, mcfg, extra = load_checkpoint(out)
+        check_compatible(store, extra, dataset, subject)
+        return model, mcfg
+    sub = store.catalog.subject(dataset, subject)
+    mcfg = brain_config(store, cfg, subject, sub.n_tr, sub.n_voxels)
+    return create_brain_model(mcfg, seed=cfg.train.seed), mcfg

@@ -82,3 +82,32 @@ def video_codec(path: str | Path) -> tuple[str, str]:
                        capture_output=True, text=True, timeout=60)
     m = re.search(r"Video: (\w+)[^,]*, (\w+)", r.stderr)
     return (m.group(1), m.group(2)) if m else ("", "")
+
+
+def eval_index(out_dir: str | Path, *, title: str = "CineNeuron evaluation", before: list[Section] | None = None) -> Path:
+    """index.html of a `cn eval` report folder (metrics.json, plots/, grid.mp4), with optional
+    sections first (the demo puts its summary there)."""
+    import json
+
+    from cineneuron.eval.report import flatten_results, fmt
+
+    root = Path(out_dir)
+    doc = json.loads((root / "metrics.json").read_text())
+    flat = flatten_results(doc["results"])
+    base = {n: flatten_results(b) for n, b in (doc.get("baselines") or {}).items()}
+    head = ["metric", "variant", "ours", "± std", "chance", "n", *base]
+    rows = [[k, str(r.get("variant", "")), fmt(r.get("value")), fmt(r.get("std")), fmt(r.get("chance")), str(r.get("n", "")),
+             *[fmt(base[b].get(k, {}).get("value")) for b in base]] for k, r in flat.items()]
+    paper = [[r["metric"], fmt(r["paper"], 3), fmt(r["ours"]), "yes" if r["comparable"] else "no", r["why_not"] or ""]
+             for r in doc.get("paper_comparison", [])]
+    files = doc.get("files", {})
+    sections = list(before or []) + [
+        Section("Metrics", [f"dataset {doc['dataset']}, store version {doc['store_version']}, checkpoint {doc['checkpoint']}"]
+                + [f"notice: {n}" for n in doc.get("notices", [])], [(head, rows)]),
+        Section("Against the paper", [], [(["metric", "paper", "ours", "comparable", "why not"], paper)]),
+    ]
+    if files.get("video"):
+        sections.append(Section("Side by side: ground truth | reconstruction | top memories", [],
+                                videos=[(files["video"], "grid.mp4")]))
+    sections.append(Section("Plots", [], images=[(p, Path(p).stem) for p in files.get("plots", [])]))
+    return write_html(root, title, sections)

@@ -192,7 +192,9 @@ def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: d
     (report_dir / "demo_summary.md").write_text(table + "\n")
     plot_summary(summary, report_dir / "plots" / "demo_summary.png")
     log(table)
+    summary["html"] = demo_html(report_dir, table)
     log(f"[demo] report: {report_dir}  (store: {cfg.store.uri})")
+    log(f"[demo] HTML report: {Path(summary['html']).resolve().as_uri()}")
     return summary
 
 
@@ -244,6 +246,17 @@ def summary_table(s: dict) -> str:
         rows.append(f"| ceiling: each held-out sample queries with its own clip's true embedding (text, image, action) | "
                     f"{', '.join(f(v) for v in a['ceiling'].values())} | a perfect Brain Model's top-{k} |")
     return "\n".join(rows)
+
+
+def demo_html(report_dir: Path, table: str) -> str:
+    """The eval's index.html with the demo's summary table and plot first."""
+    from cineneuron.eval.html import Section, eval_index
+
+    lines = [ln for ln in table.splitlines() if ln.startswith("|") and not ln.startswith("| ---")]
+    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+    first = Section("Demo summary", [], [(cells[0], cells[1:])],
+                    images=[(str(report_dir / "plots" / "demo_summary.png"), "demo summary")])
+    return str(eval_index(report_dir, title="CineNeuron demo", before=[first]))
 
 
 def plot_summary(s: dict, path: Path) -> None:

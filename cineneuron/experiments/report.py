@@ -80,6 +80,36 @@ def markdown(s: dict) -> str:
     return "\n".join(lines)
 
 
+def plot_table(path: Path, name: str, t: dict, metrics=("same_superclass", "same_action", "same_kind", "ssim")) -> Path:
+    """Grouped bars: one group per metric, one bar per row, whiskers = std over seeds, chance dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    n = len(t["rows"])
+    width = 0.8 / n
+    for j, r in enumerate(t["rows"]):
+        vals = [r["metrics"][m]["mean"] or 0.0 for m in metrics]
+        errs = [r["metrics"][m]["std"] or 0.0 for m in metrics]
+        ax.bar(np.arange(len(metrics)) + (j - (n - 1) / 2) * width, vals, width, yerr=errs, capsize=2, label=r["label"])
+    for i, m in enumerate(metrics):
+        c = t["rows"][0]["metrics"][m]["chance"]
+        if c is not None:
+            ax.hlines(c, i - 0.4, i + 0.4, colors="k", linestyles="--", lw=0.8)
+    ax.set_xticks(range(len(metrics)), [LABELS[m] for m in metrics])
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{name} ({t['paper']}); dashed: chance", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def write_outputs(out: Path, s: dict, videos: list[dict]) -> dict:
     from cineneuron.eval.html import Section, write_html
     from cineneuron.eval.report import to_jsonable
@@ -93,7 +123,9 @@ def write_outputs(out: Path, s: dict, videos: list[dict]) -> dict:
         paras = [t["note"]] if t["note"] else []
         if "same_checkpoint" in t:
             paras.append(f"same checkpoint in every row: {'yes' if t['same_checkpoint'] else 'NO'}")
-        sections.append(Section(f"{name} ({t['paper']}): {t['title']}", paras, [(head, rows), (dhead, drows)]))
+        plot = plot_table(out / "plots" / f"table_{name}.png", name, t)
+        sections.append(Section(f"{name} ({t['paper']}): {t['title']}", paras, [(head, rows), (dhead, drows)],
+                                images=[(str(plot), f"{name}: mean ± std over seeds")]))
     sections.append(Section("The paper's claims on the simulated brain", [], [(CLAIM_HEAD, claims_rows(s))]))
     rows, checks = interp_rows(s)
     sections.append(Section("Interpretation maps", ["importance = gradient x input over the test set (stage-1 model), drawn at each voxel's receptive-field centre"],

@@ -158,6 +158,7 @@ def run_experiments(work, *, seeds: list[int], only: list[str], quick: bool = Fa
 
     t0 = time.perf_counter()
     work = Path(work)
+    _fresh(work, seeds)
     scale = QUICK if quick else FULL
     variants = needed_variants(only)
     per_seed, interp, timings = {}, {}, {}
@@ -177,6 +178,20 @@ def run_experiments(work, *, seeds: list[int], only: list[str], quick: bool = Fa
     summary["files"] = write_outputs(work / "report", summary, sample_videos)
     log(f"[experiment] wall time {summary['timings_s']['total']:.0f} s; report: {summary['files']['html']}")
     return summary
+
+
+def _fresh(work: Path, seeds: list[int]) -> None:
+    """Refuse a folder that is not ours; clear the seed folders we are about to rebuild."""
+    import shutil
+
+    if work.exists() and any(work.iterdir()) and not any((work / n).exists() for n in ("report", *[f"seed{s}" for s in seeds])) \
+            and not list(work.glob("seed*")):
+        raise CNError(f"{work} exists and is not a cn experiment folder; choose another --dir")
+    for s in seeds:
+        if (work / f"seed{s}").exists():
+            shutil.rmtree(work / f"seed{s}")
+    if (work / "report").exists():
+        shutil.rmtree(work / "report")
 
 
 def _sample_videos(run: SeedRun, out: Path, seed: int, n: int = 4) -> list[dict]:

@@ -31,3 +31,7 @@ def test_demo_writes_its_report_and_learns_above_chance(tmp_path):
     assert max(me["after"][m][f"top{k}_heldout"] for m in ("mom", "text", "image", "action")) > 0.0
     assert min(s["router"]["std"].values()) > 0.0  # the router's weights vary per query
     assert me["after"]["ceiling"]["text"] > 0.5  # captions name the held-out kind: a perfect text query finds it
+    # The demo links to its HTML report, which holds the summary, the eval tables, plots and grid video.
+    assert "HTML report: file://" in r.stdout
+    page = (report / "index.html").read_text()
+    assert "Demo summary" in page and "grid.mp4" in page and "demo_summary.png" in page

@@ -181,17 +181,15 @@ def run_experiments(work, *, seeds: list[int], only: list[str], quick: bool = Fa
 
 
 def _fresh(work: Path, seeds: list[int]) -> None:
-    """Refuse a folder that is not ours; clear the seed folders we are about to rebuild."""
+    """Refuse a non-empty folder that is not ours; clear the seed folders we are about to rebuild."""
     import shutil
 
-    if work.exists() and any(work.iterdir()) and not any((work / n).exists() for n in ("report", *[f"seed{s}" for s in seeds])) \
-            and not list(work.glob("seed*")):
+    ours = (work / "report").exists() or any(work.glob("seed*"))
+    if work.exists() and any(work.iterdir()) and not ours:
         raise CNError(f"{work} exists and is not a cn experiment folder; choose another --dir")
-    for s in seeds:
-        if (work / f"seed{s}").exists():
-            shutil.rmtree(work / f"seed{s}")
-    if (work / "report").exists():
-        shutil.rmtree(work / "report")
+    for d in [work / f"seed{s}" for s in seeds] + [work / "report"]:
+        if d.exists():
+            shutil.rmtree(d)
 
 
 def _sample_videos(run: SeedRun, out: Path, seed: int, n: int = 4) -> list[dict]:

@@ -116,8 +116,10 @@ def aggregate_interpretation(interp: dict) -> dict:
                 d = np.array(per[b][share]["seeds"]) - np.array(per[a][share]["seeds"])
                 half = _t95(len(d)) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
                 lo, hi = d.mean() - half, d.mean() + half
-                ok = "rises" if (len(d) > 1 and lo > 0) or (len(d) == 1 and d[0] > 0) else (
-                    "falls" if (len(d) > 1 and hi < 0) or (len(d) == 1 and d[0] < 0) else "within noise")
+                if len(d) == 1:
+                    ok = ("rises" if d[0] > 0 else "falls") + " (one seed, no CI)"
+                else:
+                    ok = "rises" if lo > 0 else "falls" if hi < 0 else "within noise"
                 checks.append({"share": share, "from": a, "to": b, "what": what, "diff": float(d.mean()),
                                "low": float(lo), "high": float(hi), "outcome": ok})
     return {"per_variant": per, "checks": checks, "plots": [interp[s]["_plot"] for s in seeds]}

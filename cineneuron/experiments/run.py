@@ -7,7 +7,6 @@ then measure every row (experiments/rows) with the replay decoder and aggregate 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -81,7 +80,6 @@ class SeedRun:
     def row(self, row: Row) -> dict:
         from cineneuron.decode.replay import ReplayDecoder
         from cineneuron.eval.retrieval import cosine_matrix
-        from cineneuron.eval.semantic import n_way_suite, vote_weights  # noqa: F401
         from cineneuron.schemas.superclasses import label_vec
 
         idx = self.ood if row.subset == "ood" else list(range(len(self.truth)))

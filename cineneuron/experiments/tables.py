@@ -7,8 +7,6 @@ the samples of all seeds pooled (pairs stay within one seed).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 

@@ -159,7 +159,7 @@ def run_experiments(work, *, seeds: list[int], only: list[str], quick: bool = Fa
     _fresh(work, seeds)
     scale = QUICK if quick else FULL
     variants = needed_variants(only)
-    per_seed, interp, timings = {}, {}, {}
+    per_seed, interp, timings, sample_videos = {}, {}, {}, []
     for seed in seeds:
         log(f"[experiment] seed {seed}: simulating, ingesting, training {', '.join(variants)}")
         setup = build_seed(work / f"seed{seed}", seed, scale, variants, log)
@@ -169,7 +169,8 @@ def run_experiments(work, *, seeds: list[int], only: list[str], quick: bool = Fa
         interp[seed] = interpretation(run, work / "report" / "plots" / f"cortex_seed{seed}.png")
         timings[seed] = {**setup.timings, "measure": round(time.perf_counter() - t, 1)}
         log(f"[experiment] seed {seed}: measured in {timings[seed]['measure']:.0f} s")
-        sample_videos = _sample_videos(run, work / "report" / "videos", seed) if seed == seeds[0] else []
+        if seed == seeds[0]:  # the first seed's full model shows its reconstructions
+            sample_videos = _sample_videos(run, work / "report" / "videos", seed)
     summary = aggregate(per_seed, interp, only)
     summary.update(seeds=seeds, quick=quick, scale=scale.__dict__, timings_s={**{str(s): t for s, t in timings.items()},
                    "total": round(time.perf_counter() - t0, 1)}, holdout=HOLDOUT, external=list(EXTERNAL))

@@ -16,7 +16,7 @@ STYLE = """body{font-family:sans-serif;margin:1.5em;max-width:1400px;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:13px}
 td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}td:first-child,th:first-child{text-align:left}
 th{background:#f0f0f0}img{max-width:100%;border:1px solid #ddd}figure{display:inline-block;margin:.4em}
-figcaption{font-size:12px;color:#555;max-width:600px}video{width:min(100%,600px);background:#000}.note{color:#555;font-size:13px}"""
+figcaption{font-size:12px;color:#555;max-width:600px}video{width:600px;max-width:100%;background:#000}.note{color:#555;font-size:13px}"""
 
 
 @dataclass

@@ -353,14 +353,14 @@ def demo(dir: Optional[Path] = typer.Option(None, "--dir", help="work folder (de
 
 @app.command()
 def experiment(dir: Optional[Path] = typer.Option(None, "--dir", help="work folder (default: ./cn-experiment); holds each seed's worlds, store, runs and the report"),
-               seeds: str = typer.Option("0,1,2", "--seeds", help="comma-separated seeds; cells are mean ± std over them"),
+               seeds: Optional[str] = typer.Option(None, "--seeds", help="comma-separated seeds; cells are mean ± std over them (default 0,1,2; with --quick 0)"),
                only: Optional[str] = typer.Option(None, "--only", help="comma-separated: components,semantics,memory,pool,ood,noise (default: all)"),
-               quick: bool = typer.Option(False, "--quick", help="a smaller world (the test's size)"),
+               quick: bool = typer.Option(False, "--quick", help="one seed (unless --seeds) and a smaller world: the test's size"),
                as_json: bool = typer.Option(False, "--json")):
     """The paper's ablation tables on the simulated brain, with error bars over seeds and an HTML report."""
     from cineneuron.experiments.run import parse_only, parse_seeds, run_experiments
 
-    names, seed_list = parse_only(only), parse_seeds(seeds)
+    names, seed_list = parse_only(only), parse_seeds(seeds or ("0" if quick else "0,1,2"))
     from cineneuron.eval.report import to_jsonable
 
     log = (lambda m: typer.echo(m, err=True)) if as_json else typer.echo

@@ -394,7 +394,7 @@ def eval_cmd(subject: str = typer.Option(..., "--subject"), dataset: Optional[st
         _print_json({"files": res["files"], "n_test": res["n_test"]})
     else:
         typer.echo(Path(res["files"]["markdown"]).read_text())
-        typer.echo(f"report: {out}/ (metrics.json, metrics.md, plots/, grid.mp4)")
+        typer.echo(f"report: {out}/ (metrics.json, metrics.md, plots/, grid.mp4, index.html)")
 
 
 @app.command()
@@ -414,6 +414,26 @@ def demo(dir: Optional[Path] = typer.Option(None, "--dir", help="work folder (de
         shutil.rmtree(work)  # a demo always starts fresh
     run_demo(work, log=typer.echo, decoder=decoder,
              progress_factory=lambda name, unit: bar(name, unit=unit, enabled=not quiet))
+
+
+@app.command()
+def experiment(dir: Optional[Path] = typer.Option(None, "--dir", help="work folder (default: ./cn-experiment); holds each seed's worlds, store, runs and the report"),
+               seeds: Optional[str] = typer.Option(None, "--seeds", help="comma-separated seeds; cells are mean ± std over them (default 0,1,2; with --quick 0)"),
+               only: Optional[str] = typer.Option(None, "--only", help="comma-separated: components,semantics,memory,pool,ood,noise (default: all)"),
+               quick: bool = typer.Option(False, "--quick", help="one seed (unless --seeds) and a smaller world: the test's size"),
+               as_json: bool = typer.Option(False, "--json")):
+    """The paper's ablation tables on the simulated brain, with error bars over seeds and an HTML report."""
+    from cineneuron.experiments.run import parse_only, parse_seeds, run_experiments
+
+    names, seed_list = parse_only(only), parse_seeds(seeds or ("0" if quick else "0,1,2"))
+    from cineneuron.eval.report import to_jsonable
+
+    log = (lambda m: typer.echo(m, err=True)) if as_json else typer.echo
+    summary = run_experiments(dir or Path("cn-experiment"), seeds=seed_list, only=names, quick=quick, log=log)
+    if as_json:
+        _print_json(to_jsonable(summary))
+    else:
+        typer.echo(Path(summary["files"]["markdown"]).read_text())
 
 
 def _quiet_warnings() -> None:

@@ -44,3 +44,7 @@ def test_demo_writes_its_report_and_learns_above_chance(tmp_path):
     assert q.returncode == 0, q.stderr[-2000:]
     out = json.loads(q.stdout)
     assert len(out["queries"]) == 3 and all(len(x["memories"]) == k and x["video"] for x in out["queries"])
+    # The demo links to its HTML report, which holds the summary, the eval tables, plots and grid video.
+    assert "HTML report: file://" in r.stdout
+    page = (report / "index.html").read_text()
+    assert "Demo summary" in page and "grid.mp4" in page and "demo_summary.png" in page

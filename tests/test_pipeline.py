@@ -230,3 +230,24 @@ def test_eval_writes_the_report(trained, tmp_path):
     assert "retrieval protocol: neuroclips" in (out / "metrics.md").read_text()
     md = (out / "metrics.md").read_text()
     assert "| retrieval.forward |" in md and "text-only" in md and "ridge" in md
+
+
+def test_eval_html_report_loads_in_chromium(trained, tmp_path):
+    """`cn eval`'s index.html: every plot and the H.264 grid video load offline in headless Chromium."""
+    import pytest
+
+    from browser import chromium, loaded_media, screenshot
+    from cineneuron.eval.html import video_codec
+
+    _, _, store, *_ = trained
+    out = tmp_path / "ev"
+    cn("eval", "--subject", "1", "--store", store, "--out", out, "--quiet")
+    assert video_codec(out / "grid.mp4") == ("h264", "yuv420p")
+    page = out / "index.html"
+    assert "grid.mp4" in page.read_text()
+    if chromium() is None:
+        pytest.skip("chromium not installed (.ci/run installs it)")
+    media = loaded_media(page)
+    assert len(media["imgs"]) == len(list((out / "plots").glob("*.png"))) > 0 and len(media["vids"]) == 1
+    assert all(i["ok"] and i["w"] > 0 and i["h"] > 0 for i in media["imgs"] + media["vids"]), media
+    assert screenshot(page, tmp_path / "eval.png").stat().st_size > 10_000

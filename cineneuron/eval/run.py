@@ -259,6 +259,9 @@ def evaluate_subject(store, cfg: RootConfig, subject: str, *, dataset: str | Non
         report = write_report(out_dir, results, config={**cfg.model_dump(), "dataset": rec.dataset},
                               store_version=store.version, checkpoint=str(rec.checkpoint), baselines=baselines,
                               videos=videos)
+        from cineneuron.eval.html import eval_index
+
+        report["html"] = str(eval_index(out_dir))
     step(1, 6, "done")
     return {"results": results, "baselines": baselines, "files": report, "n_test": len(names),
             "checkpoint": str(rec.checkpoint)}

@@ -249,11 +249,13 @@ def run_demo(work: str | Path, *, log=print, progress_factory=None, overrides: d
 def write_summary(summary: dict, report_dir: Path, log) -> None:
     from cineneuron.atomic import atomic_write_text
 
-    atomic_write_text(report_dir / "demo_summary.json", json.dumps(summary, indent=2))
     table = summary_table(summary)
     atomic_write_text(report_dir / "demo_summary.md", table + "\n")
     plot_summary(summary, report_dir / "plots" / "demo_summary.png")
+    summary["html"] = demo_html(report_dir, table)
+    atomic_write_text(report_dir / "demo_summary.json", json.dumps(summary, indent=2))
     log(table)
+    log(f"[demo] HTML report: {Path(summary['html']).resolve().as_uri()}")
 
 
 def summarize(s1, ev, before: dict, after: dict, k: int) -> dict:
@@ -304,6 +306,17 @@ def summary_table(s: dict) -> str:
         rows.append(f"| ceiling: each held-out sample queries with its own clip's true embedding (text, image, action) | "
                     f"{', '.join(f(v) for v in a['ceiling'].values())} | a perfect Brain Model's top-{k} |")
     return "\n".join(rows)
+
+
+def demo_html(report_dir: Path, table: str) -> str:
+    """The eval's index.html with the demo's summary table and plot first."""
+    from cineneuron.eval.html import Section, eval_index
+
+    lines = [ln for ln in table.splitlines() if ln.startswith("|") and not ln.startswith("| ---")]
+    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+    first = Section("Demo summary", [], [(cells[0], cells[1:])],
+                    images=[(str(report_dir / "plots" / "demo_summary.png"), "demo summary")])
+    return str(eval_index(report_dir, title="CineNeuron demo", before=[first]))
 
 
 def plot_summary(s: dict, path: Path) -> None:

@@ -21,7 +21,9 @@ from cineneuron.sources.synth.data import category_names, kind_names, sizes, sup
 from cineneuron.sources.synth.features import GRID, channel_names, clip_features
 from cineneuron.sources.synth.render import render_clip
 from cineneuron.sources.synth.scenes import ClipScene, sample_scene
-from cineneuron.sources.synth.subjects import TYPES, WEIGHTS, Subject, channel_norms, clean_run, make_subject, noisy_run
+from cineneuron.sources.synth.subjects import (TYPES, W_OBJECT, WEIGHTS, Subject, channel_norms, clean_run,
+                                                make_subject, noisy_run)
+from cineneuron.sources.synth.ventral import attribute_names, draw_attributes
 
 CLIP_S = 2.0
 TRAIN_REPEATS, TEST_REPEATS = 2, 10
@@ -148,10 +150,12 @@ def generate(out_dir, *, size: str | None = None, clips: int | None = None, subj
     tick = (lambda what: progress(1, total, what)) if progress else (lambda what: None)
 
     clips, feats, flags = [], {}, {}
+    attrs = draw_attributes(cfg.seed)  # the ventral attribute space of this world, drawn once
     for name, split, index in segments:
-        seg_clips, feats[name], flags[name] = _render_segment(cfg, root, name, split, index, tick)
+        seg_clips, feats[name], flags[name] = _render_segment(cfg, root, name, split, index, tick, attrs)
         clips += seg_clips
     _write_stimulus_truth(root, cfg, clips, feats)
+    writer.write_json(root / "truth" / "attributes.json", attributes_truth(attrs, cfg))
     if cfg.subjects:
         norms = channel_norms(list(feats.values()))
         for k in range(1, cfg.subjects + 1):
@@ -161,7 +165,18 @@ def generate(out_dir, *, size: str | None = None, clips: int | None = None, subj
     return _summary(cfg, root, time.perf_counter() - t0)
 
 
-def _render_segment(cfg: WorldConfig, root: Path, name: str, split: str, index: int, tick):
+def attributes_truth(attrs: dict, cfg: WorldConfig) -> dict:
+    """truth/attributes.json: the ventral object-attribute vector of every kind in this world."""
+    return {"_about": "Object-attribute space of the simulated ventral stream (sources/synth/ventral.py): each "
+                      "kind's vector, drawn once per world (prototype + jitter). Object-tuned voxels (type "
+                      "'object') respond to coverage times a linear mix of these; their weights are "
+                      "attribute_tuning in truth/subject*.npz.",
+            "names": attribute_names(), "seed": cfg.seed,
+            "held_out_of_training": list(cfg.holdout_kinds),
+            "kinds": {k: [round(float(x), 6) for x in v] for k, v in attrs.items()}}
+
+
+def _render_segment(cfg: WorldConfig, root: Path, name: str, split: str, index: int, tick, attrs: dict):
     """Render one segment's clips into stimuli/{name}.mp4; returns clip records, features
     (T, C, G, G) and indoor/outdoor flags (T, 2) at frame rate."""
     video = writer.VideoWriter(root / "stimuli" / f"{name}.mp4", cfg.fps)
@@ -170,7 +185,7 @@ def _render_segment(cfg: WorldConfig, root: Path, name: str, split: str, index: 
         for t in range(cfg.clips_per_segment):
             rng = np.random.default_rng([cfg.seed, 1, SPLIT_CODE[split], index, t])
             scene = sample_scene(rng, cfg.kinds_for(split))
-            clip = render_clip(scene, cfg.frame_size, cfg.fps, cfg.clip_s)
+            clip = render_clip(scene, cfg.frame_size, cfg.fps, cfg.clip_s, attrs)
             video.append(clip.frames)
             f, prev = clip_features(clip, prev)
             feats.append(f)
@@ -232,6 +247,8 @@ def _write_subject_truth(path, subject: Subject, live, signal, clean, train, tes
         category_names=np.array(category_names()),
         motion_dir_deg=subject.motion_dir.astype(np.float32) * 45.0,
         category_tuning=subject.weights[:, 3:6], scene_tuning=subject.weights[:, 6:8],
+        object_tuning=subject.weights[:, W_OBJECT], attribute_tuning=subject.weights[:, W_OBJECT + 1:],
+        attribute_names=np.array(attribute_names()),
         signal_mean=mu, signal_sd=sd,
     )
     n = subject.n_voxels * next(iter(signal.values())).shape[0] * (len(train) + len(test))
@@ -270,6 +287,7 @@ def _world_params(cfg: WorldConfig) -> dict:
         sampling="volume j is the mean BOLD over [j*tr, (j+1)*tr); clip t covers [t*clip_s, (t+1)*clip_s)",
         fmri_units="z-scored per run and voxel",
         feature_channels=channel_names(), feature_grid=GRID,
+        object_attributes={"names": attribute_names(), "file": "truth/attributes.json"},
     )
     return params
 

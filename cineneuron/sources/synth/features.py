@@ -7,7 +7,9 @@ here). Each channel is pooled over a coarse G x G grid of the frame:
 - transient: absolute luminance change from the previous frame (onsets, scene cuts);
 - motion_0..7: edge energy times speed, tuned to 8 directions (0 = right, 90 = up, ...) with a
   rectified cos^2 profile, from the exact per-pixel velocity of the renderer;
-- face_body, animal, vehicle: how much of the cell the category's objects cover.
+- face_body, animal, vehicle: how much of the cell the category's objects cover;
+- object, attr_*: how much of the cell any object covers, and that coverage times each object's
+  ventral attribute (animacy, size, ...; see ventral.py), for the object-tuned voxels.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ N_DIRECTIONS = 8
 DIRECTIONS = np.arange(N_DIRECTIONS) * (2 * np.pi / N_DIRECTIONS)  # radians
 CH_CONTRAST, CH_TRANSIENT, CH_MOTION = 0, 1, 2
 CH_CATEGORY = CH_MOTION + N_DIRECTIONS
+CH_OBJECT = CH_CATEGORY + len(category_names())  # object coverage; CH_OBJECT + 1 + d: attribute d
 
 
 def channel_names() -> list[str]:
+    from cineneuron.sources.synth.ventral import attribute_names
+
     return (["contrast", "transient"] + [f"motion_{int(np.rad2deg(d))}" for d in DIRECTIONS]
-            + category_names())
+            + category_names() + ["object"] + [f"attr_{a}" for a in attribute_names()])
 
 
 def luminance(frames: np.ndarray) -> np.ndarray:
@@ -81,8 +86,8 @@ def clip_features(clip: ClipRender, prev_lum: np.ndarray | None) -> tuple[np.nda
     edge = np.hypot(gx, gy) * (size / 96.0)  # per-frame-width units: same scale at any size
     before = np.concatenate([(prev_lum if prev_lum is not None else np.full_like(lum[0], 0.5))[None], lum[:-1]])
     transient = np.abs(lum - before)
-    maps = np.concatenate([edge[:, None], transient[:, None], clip.category], axis=1)  # (T, 2 + n_cat, S, S)
-    pooled = pool(maps.astype(np.float32))  # (T, 2 + n_cat, G, G)
+    maps = np.concatenate([edge[:, None], transient[:, None], clip.category, clip.objects], axis=1)  # (T, 2 + n_cat + 1 + D, S, S)
+    pooled = pool(maps.astype(np.float32))  # (T, 2 + n_cat + 1 + D, G, G)
     motion = _motion(edge, clip.velocity)  # (T, 8, G, G)
     out = np.concatenate([pooled[:, :2], motion, pooled[:, 2:]], axis=1)  # channel order of channel_names()
     return out.astype(np.float32), lum[-1]

@@ -22,6 +22,7 @@ class ClipRender:
     frames: np.ndarray  # (T, S, S, 3) uint8
     velocity: np.ndarray  # (T, S, S, 2) float32, frame widths per second; +x right, +y up
     category: np.ndarray  # (T, n_categories, S, S) float32 coverage in 0..1
+    objects: np.ndarray | None = None  # (T, 1 + n_attributes, S, S): object coverage, then coverage x attribute
 
 
 def _rot(angle_deg: float) -> np.ndarray:
@@ -58,13 +59,20 @@ def _velocity(pose, pose_next, xs, ys, fps: int, size: int) -> np.ndarray:
     return np.stack([v[0], -v[1]], axis=-1)  # (N, 2), y flipped to point up
 
 
-def render_clip(scene: ClipScene, size: int, fps: int, clip_s: float) -> ClipRender:
+def render_clip(scene: ClipScene, size: int, fps: int, clip_s: float,
+                attributes: dict[str, np.ndarray] | None = None) -> ClipRender:
+    """attributes: each kind's ventral attribute vector (ventral.draw_attributes); default the
+    world's prototypes."""
+    from cineneuron.sources.synth.ventral import prototypes
+
+    attributes = attributes or prototypes()
     n = int(round(clip_s * fps))
     bg = background(scene.background, size, scene.bg_seed)
     cats = category_names()
     frames = np.empty((n, size, size, 3), np.uint8)
     vel = np.zeros((n, size, size, 2), np.float32)
     cov = np.zeros((n, len(cats), size, size), np.float32)
+    obj_maps = np.zeros((n, 1 + len(next(iter(attributes.values()))), size, size), np.float32)
     for f in range(n):
         u, u_next = (f + 0.5) / n, (f + 1.5) / n
         img = bg.copy()
@@ -74,8 +82,23 @@ def render_clip(scene: ClipScene, size: int, fps: int, clip_s: float) -> ClipRen
             img.paste(spr, (left, top), spr)
             alpha = np.asarray(spr)[..., 3].astype(np.float32) / 255.0  # (h, w)
             _stamp(vel[f], cov[f], alpha, left, top, obj, pose, pose_next, fps, size, cats)
+            _stamp_attributes(obj_maps[f], alpha, left, top, attributes[obj.kind], size)
         frames[f] = np.asarray(img)
-    return ClipRender(frames, vel, cov)
+    return ClipRender(frames, vel, cov, obj_maps)
+
+
+def _stamp_attributes(maps, alpha, left, top, vec: np.ndarray, size: int) -> None:
+    """Object coverage and coverage x attribute vector; a nearer object hides the one behind."""
+    h, w = alpha.shape
+    y0, y1, x0, x1 = max(0, top), min(size, top + h), max(0, left), min(size, left + w)
+    if y0 >= y1 or x0 >= x1:
+        return
+    a = alpha[y0 - top:y1 - top, x0 - left:x1 - left]
+    region = maps[:, y0:y1, x0:x1]  # (1 + D, h', w')
+    keep = 1.0 - a  # what shows through of the objects behind
+    region *= keep[None]
+    region[0] += a
+    region[1:] += a[None] * vec[:, None, None]
 
 
 def _stamp(vel, cov, alpha, left, top, obj, pose, pose_next, fps, size, cats) -> None:

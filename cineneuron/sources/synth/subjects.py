@@ -7,7 +7,11 @@ Each voxel has a Gaussian receptive field (x, y, size in fractions of the frame)
   grow with eccentricity);
 - motion: motion energy in one preferred direction (MT-like, larger RFs);
 - face_body / animal / vehicle: coverage of its RF by that category's objects (large central RFs);
-- place: indoor vs outdoor scene (PPA-like; prefers one of the two).
+- place: indoor vs outdoor scene (PPA-like; prefers one of the two);
+- object: the ventral stream's distributed object code (LO/VTC-like, large central RFs): each
+  voxel responds to object coverage times a linear mix of the covering object's attributes
+  (ventral.py), with its own random direction in attribute space, rectified. Codes overlap, so
+  a kind never seen in training still evokes its own pattern.
 
 Every responsive voxel also gets small weights on other channels (mixed selectivity). The
 neural response at frame rate is a compressive power of the weighted, RF-pooled drive (the CSS
@@ -23,10 +27,14 @@ import numpy as np
 
 from cineneuron.sources.synth import hrf
 from cineneuron.sources.synth.data import category_names, world
-from cineneuron.sources.synth.features import CH_CATEGORY, CH_CONTRAST, CH_MOTION, CH_TRANSIENT, GRID, N_DIRECTIONS
+from cineneuron.sources.synth.features import (CH_CATEGORY, CH_CONTRAST, CH_MOTION, CH_OBJECT, CH_TRANSIENT, GRID,
+                                                N_DIRECTIONS)
+from cineneuron.sources.synth.ventral import attribute_names
 
-TYPES = ("silent", "early", "motion", "face_body", "animal", "vehicle", "place")
-WEIGHTS = ("contrast", "transient", "motion", "face_body", "animal", "vehicle", "indoor", "outdoor")
+TYPES = ("silent", "early", "motion", "face_body", "animal", "vehicle", "place", "object")
+WEIGHTS = (("contrast", "transient", "motion", "face_body", "animal", "vehicle", "indoor", "outdoor", "object")
+           + tuple(f"attr_{a}" for a in attribute_names()))
+W_OBJECT = WEIGHTS.index("object")  # then one column per attribute
 CHUNK = 2048  # voxels simulated at once: bounds memory at (frames x CHUNK) floats
 
 
@@ -69,7 +77,7 @@ def make_subject(rng: np.random.Generator, n_voxels: int, snr: float, tr: float)
     vtype = _type_draw(rng, v)
     t = {name: vtype == i for i, name in enumerate(TYPES)}
     x, y = rng.uniform(0.02, 0.98, v), rng.uniform(0.02, 0.98, v)
-    central = t["face_body"] | t["animal"] | t["vehicle"] | t["place"]
+    central = t["face_body"] | t["animal"] | t["vehicle"] | t["place"] | t["object"]
     x[central], y[central] = rng.uniform(0.3, 0.7, central.sum()), rng.uniform(0.3, 0.7, central.sum())
     ecc = np.hypot(x - 0.5, y - 0.5)
     size = (0.03 + 0.15 * ecc) * rng.uniform(0.7, 1.3, v)
@@ -96,6 +104,7 @@ def make_subject(rng: np.random.Generator, n_voxels: int, snr: float, tr: float)
     w[pl, col["indoor"]] = np.where(indoor_pref[pl], u(0.6, 1.0, pl), u(0.0, 0.3, pl))
     w[pl, col["outdoor"]] = np.where(indoor_pref[pl], u(0.0, 0.3, pl), u(0.6, 1.0, pl))
 
+    _object_tuning(rng, w, t["object"])
     exponent = np.where(t["early"], rng.uniform(0.7, 1.0, v), rng.uniform(0.4, 0.8, v))
     peak = np.round(np.clip(rng.normal(5.0, 0.35, v), 4.2, 5.8) / 0.2) * 0.2  # few distinct HRFs
     vsnr = np.where(resp, snr * np.exp(rng.normal(0.0, 0.7, v)), 0.0)
@@ -107,6 +116,17 @@ def make_subject(rng: np.random.Generator, n_voxels: int, snr: float, tr: float)
         ar_phi=np.exp(-tr / tau).astype(np.float32), global_beta=rng.uniform(0.1, 0.4, v).astype(np.float32),
         drift_sd=rng.uniform(0.3, 1.0, v).astype(np.float32),
     )
+
+
+def _object_tuning(rng, w: np.ndarray, obj: np.ndarray) -> None:
+    """Object voxels: drive per unit coverage = b + sum_d u_d (a_d - 0.5), b ~ U(0.4, 0.8), u a
+    random direction of norm ~1 (distributed, overlapping codes), written as a weight on coverage
+    (b - 0.5 sum u) and one on each coverage x attribute channel (u). Negative drive rectifies."""
+    n, d = int(obj.sum()), len(attribute_names())
+    u = rng.normal(0.0, 1.0 / np.sqrt(d), (n, d)) * 1.5
+    b = rng.uniform(0.4, 0.8, n)
+    w[obj, W_OBJECT] = b - 0.5 * u.sum(1)
+    w[obj, W_OBJECT + 1:W_OBJECT + 1 + d] = u
 
 
 def rf_matrix(x: np.ndarray, y: np.ndarray, size: np.ndarray, grid: int = GRID) -> np.ndarray:
@@ -125,6 +145,9 @@ def channel_norms(features: list[np.ndarray]) -> np.ndarray:
     count = sum(f.shape[0] * f.shape[2] * f.shape[3] for f in features)
     mean = total / count
     mean[CH_MOTION:CH_MOTION + N_DIRECTIONS] = mean[CH_MOTION:CH_MOTION + N_DIRECTIONS].mean()
+    # Coverage x attribute channels share the coverage's scale, so an attribute's weight means the
+    # same whatever its value range (a rare one, wheels, is not blown up).
+    mean[CH_OBJECT + 1:] = mean[CH_OBJECT]
     return np.where(mean > 1e-9, mean, 1.0).astype(np.float32)
 
 
@@ -141,6 +164,10 @@ def _drive(s: Subject, idx: np.ndarray, feats: np.ndarray, scene: np.ndarray) ->
         m = w[:, 3 + j] > 0
         if m.any():
             out[:, m] += (feats[:, CH_CATEGORY + j] @ r[:, m]) * w[m, 3 + j]
+    for j in range(w.shape[1] - W_OBJECT):  # object coverage, then coverage x attribute
+        m = w[:, W_OBJECT + j] != 0
+        if m.any():
+            out[:, m] += (feats[:, CH_OBJECT + j] @ r[:, m]) * w[m, W_OBJECT + j]
     return out + scene @ w[:, 6:8].T  # (T, n)
 
 

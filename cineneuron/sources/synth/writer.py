@@ -11,6 +11,7 @@
         i.e. `f["fmritest/test1"][rep, vol, voxel]`. Readers that transpose (mat73, hdf5storage,
         MATLAB itself) see (n_voxels, n_volumes, 10).
     ROOT/truth/subject{k}.npz, ROOT/truth/stimulus.npz   ground truth for tests
+    ROOT/truth/attributes.json                           each kind's ventral object-attribute vector
     ROOT/annotations.json                                 clips, captions, labels, factors
 
 Both .mat files are byte-identical for the same inputs: the v5 header's creation date and the
@@ -116,7 +117,7 @@ def clear_outputs(root: Path) -> None:
     written over a larger one leaves no stale segments or subjects behind."""
     root = Path(root)
     patterns = ["annotations.json", "stimuli/seg*.mp4", "stimuli/test*.mp4", "truth/subject*.npz",
-                "truth/stimulus.npz", "subject*/fmri/training_fmri.mat", "subject*/fmri/testing_fmri.mat"]
+                "truth/stimulus.npz", "truth/attributes.json", "subject*/fmri/training_fmri.mat", "subject*/fmri/testing_fmri.mat"]
     for pattern in patterns:
         for p in root.glob(pattern):
             if p.is_file():

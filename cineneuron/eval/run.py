@@ -190,7 +190,7 @@ def evaluate_subject(store, cfg: RootConfig, subject: str, *, dataset: str | Non
     from cineneuron.brain.data import load_split, load_targets
     from cineneuron.eval.brain import evaluate
     from cineneuron.train.stage1 import ridge_baseline, test_targets
-    from cineneuron.decode.replay import ReplayDecoder, decode_jpegs
+    from cineneuron.decode.replay import decode_jpegs
     from cineneuron.errors import CNError
     from cineneuron.eval.retrieval import DIRECTIONS, PROTOCOLS, retrieval_top1
     from cineneuron.decode.reconstruct import Reconstructor
@@ -248,23 +248,28 @@ def evaluate_subject(store, cfg: RootConfig, subject: str, *, dataset: str | Non
     results["notices"] += optional_metrics(results, gts, recon, models or EvalModels(), metrics)
 
     step(1, 6, "report")
-    report = None
-    if out_dir:
-        from cineneuron.eval.report import write_report
-
-        mem_frames = ReplayDecoder().memory_frames(store, [m.clip_id for r in mom[:n_videos] for m in r.memories[:3]])
-        videos = [(gts[i], recon[i], [mem_frames[m.clip_id] for m in mom[i].memories[:3]],
-                   [truth_rows[i]["caption"], cfg.decode.decoder] + [m.caption for m in mom[i].memories[:3]])
-                  for i in range(min(n_videos, len(mom)))]
-        report = write_report(out_dir, results, config={**cfg.model_dump(), "dataset": rec.dataset},
-                              store_version=store.version, checkpoint=str(rec.checkpoint), baselines=baselines,
-                              videos=videos)
-        from cineneuron.eval.html import eval_index
-
-        report["html"] = str(eval_index(out_dir))
+    report = _write_report(store, cfg, rec, out_dir, results, baselines, mom, gts, recon, truth_rows, n_videos) if out_dir else None
     step(1, 6, "done")
     return {"results": results, "baselines": baselines, "files": report, "n_test": len(names),
             "checkpoint": str(rec.checkpoint)}
+
+
+def _write_report(store, cfg: RootConfig, rec, out_dir: str, results: dict, baselines: dict, mom, gts, recon,
+                  truth_rows: list[dict], n_videos: int) -> dict:
+    """metrics.json/.md, plots, grid.mp4 (ground truth | reconstruction | top memories) and index.html."""
+    from cineneuron.decode.replay import ReplayDecoder
+    from cineneuron.eval.html import eval_index
+    from cineneuron.eval.report import write_report
+
+    mem_frames = ReplayDecoder().memory_frames(store, [m.clip_id for r in mom[:n_videos] for m in r.memories[:3]])
+    videos = [(gts[i], recon[i], [mem_frames[m.clip_id] for m in mom[i].memories[:3]],
+               [truth_rows[i]["caption"], cfg.decode.decoder] + [m.caption for m in mom[i].memories[:3]])
+              for i in range(min(n_videos, len(mom)))]
+    report = write_report(out_dir, results, config={**cfg.model_dump(), "dataset": rec.dataset},
+                          store_version=store.version, checkpoint=str(rec.checkpoint), baselines=baselines,
+                          videos=videos)
+    report["html"] = str(eval_index(out_dir))
+    return report
 
 
 def optional_metrics(results: dict, gts, recons, models: EvalModels, metrics: list[str] | None = None) -> list[str]:

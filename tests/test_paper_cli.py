@@ -1,4 +1,5 @@
-"""The paper preset through the CLI, as a new user runs it: init -> ingest -> stage 1 -> query.
+"""The paper preset through the CLI, as a new user runs it: init -> ingest -> stage 1 -> query,
+and on to stage 2 with the Wan decoder and a Wan query (toy Wan weights: its video is noise).
 
 Toy weights in the real on-disk formats (OpenCLIP `local-dir:` folder, ViCLIP's official .pth,
 a Wan2.1 diffusers text half), so the subprocesses need nothing registered in-process.
@@ -68,7 +69,7 @@ def test_paper_preset_init_ingest_train_query_through_the_cli(tmp_path):
     world, store = tmp_path / "world", tmp_path / "store"
     cn("synth", "--out", world, "--size", "small", "--clips", "40", "--seed", "1", "--quiet")
     cn("init", "--store", store, "--preset", preset)
-    r = cn("ingest", "synth", "--root", world, "--subject", "1", "--store", store, "--quiet",
+    r = cn("ingest", "synth", "--root", world, "--subject", "1", "--store", store, "--quiet", "--set", "encoders.device=cpu",
            "--set", "encoders.video_backend=pyav", "--set", "fmri.cc2017.selection.method=all")
     assert "40 clips stored" in r.stdout and "0 failed" in r.stdout
     st = json.loads(cn("pool", "stats", "--store", store, "--json").stdout)
@@ -86,3 +87,17 @@ def test_paper_preset_init_ingest_train_query_through_the_cli(tmp_path):
     for q in out["queries"]:
         assert len(q["memories"]) == 3 and all(np.isfinite(m["score"]) for m in q["memories"])
         assert abs(sum(q["weights"].values()) - 1) < 1e-5
+    # Stage 2 with the Wan decoder (toy weights at the store's cond width), then a Wan query.
+    wan = ["--set", "decode.wan_toy=true", "--set", "decode.num_frames=5", "--set", "decode.height=16",
+           "--set", "decode.width=16", "--set", "decode.steps=2", "--set", "decode.top_k=3", "--set", "train.device=cpu"]
+    s2 = json.loads(cn("train", "--stage", "2", "--decoder", "wan", "--subject", "1", "--store", store, "--quiet", "--json",
+                       "--set", "train.stage2_epochs=1", "--set", "train.batch_size=16", "--set", "brain.hidden=32", *wan).stdout)
+    assert s2["steps"] >= 1 and s2["latents"]["failed"] == 0 and "noise" in s2["notice"]
+    video = tmp_path / "x.mp4"
+    res = json.loads(cn("query", "--fmri", tmp_path / "q.npy", "--subject", "1", "--store", store, "--json",
+                        "--decoder", "wan", "--out", video, *wan).stdout)
+    assert res["decoder"] == "wan" and res["checkpoint"].endswith("stage2-wan")
+    assert [q["video"] for q in res["queries"]] == [str(tmp_path / "x_0.mp4"), str(tmp_path / "x_1.mp4")]
+    import imageio.v3 as iio
+
+    assert iio.imread(tmp_path / "x_0.mp4").shape == (5, 16, 16, 3)

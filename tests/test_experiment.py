@@ -11,7 +11,7 @@ import pytest
 from browser import chromium, loaded_media, screenshot
 
 TABLES = {"components": 4, "semantics": 3, "memory": 4, "pool": 4, "ood": 2, "noise": 3}
-PAIRED = ("retrieval_forward", "retrieval_backward", "same_superclass", "same_action", "same_kind", "label_vote",
+PAIRED = ("fmri_to_clip", "clip_to_fmri", "same_superclass", "same_action", "same_kind", "label_vote",
           "ssim", "psnr", "epe", "dd_gap")
 
 

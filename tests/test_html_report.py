@@ -16,7 +16,7 @@ def _page(tmp_path, broken: bool = False):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cineneuron.decode.video_io import write_mp4
+    from cineneuron.frames import write_mp4
     from cineneuron.eval.html import Section, video_codec, write_html
 
     fig, ax = plt.subplots(figsize=(2, 2))

@@ -92,9 +92,9 @@ class SeedRun:
         hits, chance = M.label_hits(self.store, res, truth)
         sim = cosine_matrix(p["img"], self.tt["img"][idx])  # (n, n) predictions x seen clips
         n = len(idx)
-        hits["retrieval_forward"] = (sim.argmax(1) == np.arange(n)).astype(float)
-        hits["retrieval_backward"] = (sim.argmax(0) == np.arange(n)).astype(float)
-        chance["retrieval_forward"] = chance["retrieval_backward"] = 1.0 / n
+        hits["fmri_to_clip"] = (sim.argmax(1) == np.arange(n)).astype(float)
+        hits["clip_to_fmri"] = (sim.argmax(0) == np.arange(n)).astype(float)
+        chance["fmri_to_clip"] = chance["clip_to_fmri"] = 1.0 / n
         hits["label_vote"], chance["label_vote"] = self._vote(res, truth, label_vec)
         recon = ReplayDecoder(rec.cfg.decode.temperature).decode(self.store, res)
         gts, flows = [self.gts[i] for i in idx], [self.flows[i] for i in idx]
@@ -194,7 +194,7 @@ def _fresh(work: Path, seeds: list[int]) -> None:
 def _sample_videos(run: SeedRun, out: Path, seed: int, n: int = 4) -> list[dict]:
     """Ground truth | full-model reconstruction | top memory, as H.264 mp4s for the HTML report."""
     from cineneuron.decode.replay import ReplayDecoder
-    from cineneuron.decode.video_io import side_by_side, write_mp4
+    from cineneuron.frames import side_by_side, write_mp4
 
     idx = list(range(min(n, len(run.truth))))
     p, k = run._query(Row("full"), idx)

@@ -12,9 +12,9 @@ import numpy as np
 
 from cineneuron.experiments.rows import CLAIMS, TABLES
 
-METRICS = ("retrieval_forward", "retrieval_backward", "same_superclass", "same_action", "same_kind", "label_vote",
+METRICS = ("fmri_to_clip", "clip_to_fmri", "same_superclass", "same_action", "same_kind", "label_vote",
            "ssim", "psnr", "epe", "dd_gap")
-LABELS = {"retrieval_forward": "retr. fwd", "retrieval_backward": "retr. bwd", "same_superclass": "superclass",
+LABELS = {"fmri_to_clip": "fMRI→clip", "clip_to_fmri": "clip→fMRI", "same_superclass": "superclass",
           "same_action": "action", "same_kind": "kind", "label_vote": "label vote", "ssim": "SSIM", "psnr": "PSNR",
           "epe": "EPE ↓", "dd_gap": "DD gap ↓"}
 

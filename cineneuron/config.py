@@ -59,6 +59,9 @@ class EncodersConfig(_Section):
         "not part of the encoder identity"))
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description=(
         "encoder compute dtype: auto = bf16 on cuda, fp32 on cpu (UMT5 overflows in fp16)"))
+    offload: Literal["auto", "on", "off"] = Field("auto", description=(
+        "ingest: keep each encoder's model in CPU memory and move it to the device only for its own calls, so "
+        "encoders that do not fit together take turns; auto = when their weights exceed 90 % of the device"))
     batch_size: int = Field(16, ge=1, description="clips per encode batch")
     video_backend: Literal["decord", "pyav"] = Field("decord", description="video reader; PyAV is the always-installable fallback")
     video_timeout_s: float = Field(120.0, gt=0, description="per-file decode timeout; a hang fails that file only")

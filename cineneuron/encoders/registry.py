@@ -137,6 +137,7 @@ class EncoderSet:
     text: Encoder
     action: Encoder
     cond: Encoder
+    residency: object = None  # encoders.residency.Residency once built for an ingest (turns on the device)
 
     def items(self):
         return [(m, getattr(self, m)) for m in MODALITIES]

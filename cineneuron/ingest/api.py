@@ -29,7 +29,7 @@ def ingest_options(cfg: RootConfig, *, limit: int | None = None, force: bool = F
 
     e = cfg.encoders
     cap = e.captioner.model_dump()
-    return IngestOptions(runtime=encoder_runtime(e), limit=limit, batch_size=e.batch_size, backend=e.video_backend, timeout_s=e.video_timeout_s,
+    return IngestOptions(runtime=encoder_runtime(e), offload=e.offload, limit=limit, batch_size=e.batch_size, backend=e.video_backend, timeout_s=e.video_timeout_s,
                          preview_frames=e.preview_frames, force=force, captioner=get_captioner(cap, notify=lambda m: None),
                          captioner_notice=captioner_notice(cap))
 

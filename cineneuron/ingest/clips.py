@@ -8,6 +8,7 @@ is one merge-insert per batch, so nothing is ever half-written.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import queue
 import threading
@@ -34,6 +35,7 @@ class IngestOptions:
     captioner: object | None = None  # a cineneuron.labels.Captioner for clips without a caption
     captioner_notice: str | None = None  # why there is none, said once in the summary
     runtime: dict | None = None  # encoders' device, precision, weights folder (runtime.encoder_runtime)
+    offload: str = "auto"  # encoders take turns on the device when they do not fit together (encoders/residency.py)
 
 
 @dataclass
@@ -159,16 +161,24 @@ def _batches(q: queue.Queue, report: IngestReport, batch_size: int) -> Iterator[
 
 
 def encode_batch(encoders, items: list[Decoded], captioner=None) -> tuple[list[EncodedClip], list[str]]:
-    """Encode a batch of decoded clips; returns the rows and the ids of clips with no labels."""
+    """Encode a batch of decoded clips; returns the rows and the ids of clips with no labels.
+
+    With `encoders.residency` offloading, each model visits its device for its own call only."""
+    from cineneuron.encoders.residency import Residency
     from cineneuron.labels import labels_from_caption
 
     specs = [d.spec for d in items]
     frames = np.stack([d.frames for d in items])  # (B, T, S, S, 3) uint8
     captions = [s.caption or (captioner.caption(f) if captioner else "") for s, f in zip(specs, frames)]
-    img_frames = encoders.image.encode_frames(frames)  # (B, T, d_img)
-    act = encoders.action.encode_video(frames)  # (B, d_act)
-    txt = encoders.text.encode_text(captions)  # (B, d_txt)
-    cond = encoders.cond.encode_cond(captions)  # B x (L_i, d_cond)
+    turn = getattr(encoders, "residency", None) or Residency(False)
+    with turn.on_device(encoders.image):
+        img_frames = encoders.image.encode_frames(frames)  # (B, T, d_img)
+    with turn.on_device(encoders.action):
+        act = encoders.action.encode_video(frames)  # (B, d_act)
+    with turn.on_device(encoders.text):
+        txt = encoders.text.encode_text(captions)  # (B, d_txt)
+    with turn.on_device(encoders.cond):
+        cond = encoders.cond.encode_cond(captions)  # B x (L_i, d_cond)
     rows, unlabelled = [], []
     for i, (s, d) in enumerate(zip(specs, items)):
         labels = s.labels if s.labels is not None else labels_from_caption(captions[i])
@@ -234,23 +244,48 @@ class _Writer(threading.Thread):
             raise self.error
 
 
-def prepare_encoders(store: Store, runtime: dict | None = None, build: bool = True):
+def prepare_encoders(store: Store, runtime: dict | None = None, build: bool = True, offload: str = "off"):
     """The store's own encoders (on the run's device and precision), checked against the identity
     recorded at creation.
 
     build=False (Ray: each actor builds its own) returns them unbuilt, cheap to ship; only the
     conditioning encoder is built here, on a copy, if the store still lacks its empty embedding.
+    offload ("auto", "on", "off"): encoders that do not fit on the device together are built one at
+    a time, each parked in CPU memory before the next loads, and take turns on the device.
     """
     encoders = store.encoders(runtime)
     encoders.check_weights()  # a missing file fails here, before any work
     store.check_identity({m: e.identity() for m, e in encoders.items()})
     if build:
-        encoders.build()
+        _build(encoders, offload)
     if store.get_meta("empty_cond")[0] is None and hasattr(encoders.cond, "encode_empty"):
         cond = encoders.cond if build else store.encoders(runtime).cond.build()
-        empty = np.asarray(cond.encode_empty(), dtype=np.float16)
+        with encoders.residency.on_device(cond) if build else contextlib.nullcontext():
+            empty = np.asarray(cond.encode_empty(), dtype=np.float16)
         store.set_meta("empty_cond", f'{{"shape": {list(empty.shape)}}}', empty.tobytes())
     return encoders
+
+
+def _build(encoders, offload: str) -> None:
+    """Build every encoder. Unless offloading is off, each is parked in CPU memory before the next
+    loads (so loading never holds two models on the device); `auto` then brings them all back
+    when their weights fit the device together, and otherwise leaves them taking turns."""
+    from cineneuron.encoders.residency import Residency, model_bytes, on_accelerator, should_offload, torch_model
+
+    accel = [e for _, e in encoders.items() if on_accelerator(e)]
+    turns = Residency(offload != "off" and bool(accel))
+    encoders.residency = turns
+    for _, enc in encoders.items():
+        enc.build()
+        turns.park(enc)
+    if offload == "auto" and accel:
+        from cineneuron.runtime import device_memory_bytes
+
+        total = sum(model_bytes(e) for e in accel)
+        if not should_offload("auto", total, device_memory_bytes(accel[0].config.device)):
+            for e in accel:  # they fit together: resident for the whole ingest
+                torch_model(e).to(e.config.device)
+            turns.offload = False
 
 
 def plan_job(store: Store, source, opts: IngestOptions) -> tuple[IngestReport, list[ClipSpec]]:
@@ -299,7 +334,7 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
     try:
         if todo:
             t_setup = time.perf_counter()
-            encoders = prepare_encoders(store, opts.runtime)
+            encoders = prepare_encoders(store, opts.runtime, offload=opts.offload)
             report.setup_s = time.perf_counter() - t_setup
             q: queue.Queue = queue.Queue(maxsize=4)
             stop = threading.Event()

@@ -76,6 +76,19 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def agree(r: Rank, ok: bool) -> bool:
+    """A barrier that also tells every rank whether all of them got here with ok=True (all_reduce MIN)."""
+    if not r.active:
+        return ok
+    import torch
+    import torch.distributed as dist
+
+    dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    flag = torch.tensor([1 if ok else 0], dtype=torch.int32, device=dev)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
 def shard_batch(batch: dict, r: Rank) -> dict:
     """Rank r's contiguous slice of a global batch (tensors and lists alike; scalars shared)."""
     n = len(batch["clip_id"])

@@ -87,7 +87,7 @@ def _reference(store_dir: Path, init: dict) -> tuple[dict, int]:
     from cineneuron.config import load_config
     from cineneuron.store import Store
     from cineneuron.train import wan_lora as wt
-    from cineneuron.train.loop import Schedule, forever, loss_weights, stage2_optimizer
+    from cineneuron.train.loop import Schedule, loss_weights, stage2_optimizer
     from cineneuron.train.stage2 import _batches
     from cineneuron.train.stage2_wan import prepare
 
@@ -173,3 +173,19 @@ def test_wan_stage2_two_ranks_equal_each_other_and_one_process(store_dir, tmp_pa
     for part in ("model", "router", "fusion", "lora"):  # every trained part moved
         moved = max((w0[k] - init[k]).abs().max().item() for k in w0 if k.startswith(part + "."))
         assert moved > 1e-5, part
+
+
+def test_cn_train_nproc_runs_the_wan_stage2_and_records_one_run(store_dir):
+    """`cn train --stage 2 --decoder wan --nproc 2` launches torchrun (it used to refuse in one line)."""
+    from cineneuron.store import Store
+
+    sets = [a for k, v in OVER.items() if k != "decode.decoder" for a in ("--set", f"{k}={json.dumps(v)}")]
+    before = len(Store.open(str(store_dir)).catalog.runs(subject="1", stage=2))
+    r = subprocess.run([sys.executable, "-m", "cineneuron.cli", "train", "--stage", "2", "--decoder", "wan",
+                        "--subject", "1", "--store", str(store_dir), "--nproc", "2", "--json", "--quiet", *sets],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout)  # rank 0 alone prints
+    assert out["steps"] == 4 and sum(out["latents"].values()) == N_TRAIN and np.isfinite(out["last"]["flow"])
+    assert Path(out["run_dir"], "lora", "pytorch_lora_weights.safetensors").exists()
+    assert len(Store.open(str(store_dir)).catalog.runs(subject="1", stage=2)) == before + 1

@@ -8,7 +8,10 @@ global batch. Only rank 0 validates, writes checkpoints and writes to the catalo
 
 Seeds: model initialisation and batch shuffling use `train.seed` on every rank (DDP also
 broadcasts rank 0's weights at start); dropout draws from `train.seed + rank`, so ranks do not
-share masks. In-batch InfoNCE negatives are the rank's own slice (global batch / N).
+share masks. In-batch InfoNCE negatives are the rank's own slice (global batch / N); the
+router's InfoNCE is over the full training pool on every rank. The Wan stage 2's flow-matching
+noise and timesteps draw from `train.seed + rank` (train/stage2_wan.py), and rank 0 alone fills
+its VAE latent cache while the others wait (`agree`).
 Backends: NCCL on GPU (one GPU per rank, `cuda:LOCAL_RANK`), gloo on CPU.
 """
 

@@ -15,6 +15,11 @@ store's `wan_latents` table, so epochs (and later runs) never re-encode video. T
 `runs/<dataset>-sub<subject>/stage2-wan/`: the Brain Model checkpoint, router, fusion
 (safetensors + JSON), LoRA (safetensors with its adapter config + JSON) and the run config.
 
+Data-parallel (`cn train --nproc N`, torchrun): rank 0 fills the latent cache while the other
+ranks wait, every rank trains its slice of the same global batches (and of the router-fold
+batches) through DDP over Brain Model + router + fusion + LoRA (train/wan_objective.py), and
+rank 0 alone writes the run and the catalog.
+
 Ground-truth frames come from the clip's source video (`video_uri`, start_s, end_s). A square
 Wan size reads a centre square crop, like ingest. A non-square size reads the whole frame and
 centre-crops it to the target aspect (using the video's true aspect) before resizing, so nothing
@@ -335,6 +340,14 @@ def _lora_dtype(transformer, fp32: bool) -> None:
         p.data = p.data.to(dtype)
 
 
+def _per_rank(cfg: RootConfig, rank) -> RootConfig:
+    """The config one rank's memory sees: its slice of the global batch."""
+    if rank is None or not rank.active:
+        return cfg
+    per = max(1, cfg.train.batch_size // rank.world)
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"batch_size": per})})
+
+
 def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, progress=None, rank=None) -> WanStage2:
     """Everything a step needs; under torchrun (`rank`) rank 0 alone fills the latent cache."""
     from cineneuron.brain.data import load_targets, router_fold, sample_clip_ids
@@ -351,7 +364,9 @@ def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None,
     subject = str(subject)
     dataset = resolve_dataset(store, subject, dataset)
     src = latest_checkpoint(store, dataset, subject, base=cfg.train.runs_dir)  # replay stage 2, else stage 1
-    estimate = check_fits(cfg, wcfg, src, device, echo=None if rank is None or rank.is_main else (lambda m: None))  # printed; refused here when it cannot fit, before any model loads
+    quiet = rank is not None and not rank.is_main  # rank 0 alone prints the estimate
+    # printed; refused here when it cannot fit, before any model loads
+    estimate = check_fits(_per_rank(cfg, rank), wcfg, src, device, echo=(lambda m: None) if quiet else None)
     model, router, mcfg, extra = load_mom(src)
     check_compatible(store, extra, dataset, subject)
     train_ids = sample_clip_ids(store, dataset, subject, "train")

@@ -189,3 +189,36 @@ def test_cn_train_nproc_runs_the_wan_stage2_and_records_one_run(store_dir):
     assert out["steps"] == 4 and sum(out["latents"].values()) == N_TRAIN and np.isfinite(out["last"]["flow"])
     assert Path(out["run_dir"], "lora", "pytorch_lora_weights.safetensors").exists()
     assert len(Store.open(str(store_dir)).catalog.runs(subject="1", stage=2)) == before + 1
+
+
+FILL_FAILS = '''
+import json, sys
+import cineneuron.train.distributed as d
+import cineneuron.train.stage2_wan as ws
+from cineneuron.config import load_config
+from cineneuron.errors import CNError
+
+rank = d.init("cpu")
+ws.cache_latents = lambda *a, **k: {"encoded": 0, "cached": 0, "failed": {"c1": "c1.mp4 not found"}}
+try:
+    ws.fill_cache(None, None, None, ["c1"], None, load_config(None, {}), rank=rank)
+    out = "returned"
+except CNError as e:
+    out = str(e)
+open(sys.argv[1] + f"/rank{rank.rank}.txt", "w").write(out)
+d.shutdown()
+'''
+
+
+def test_when_rank0_cannot_fill_the_cache_every_rank_stops_with_one_line(tmp_path):
+    """The other ranks wait for rank 0's cache at a barrier that carries its outcome: no hang."""
+    script = tmp_path / "fill.py"
+    script.write_text(FILL_FAILS)
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+                        "--master-addr", "127.0.0.1", "--master-port", str(free_port()), str(script), str(tmp_path)],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r0, r1 = ((tmp_path / f"rank{k}.txt").read_text() for k in (0, 1))
+    assert r0.startswith("no training clip has ground-truth frames (e.g. c1: c1.mp4 not found)")
+    assert r1 == "rank 0 could not fill the VAE latent cache; its error says why"

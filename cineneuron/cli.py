@@ -266,7 +266,7 @@ def train(stage: int = typer.Option(1, "--stage", min=1, max=2, help="1: semanti
           no_action: bool = typer.Option(False, "--no-action", help="ablation: drop the action-alignment task"),
           no_cls: bool = typer.Option(False, "--no-cls", help="ablation: drop category learning"),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="override train.epochs"),
-          nproc: Optional[int] = typer.Option(None, "--nproc", help="data-parallel on N ranks of this machine (launches torchrun): stage 1 and the replay stage 2"),
+          nproc: Optional[int] = typer.Option(None, "--nproc", help="data-parallel on N ranks of this machine (launches torchrun): stage 1 and both stage 2s"),
           as_json: bool = typer.Option(False, "--json"), quiet: bool = typer.Option(False, "--quiet")):
     """Train the Brain Model from the store (stage 1), then the router (stage 2)."""
     from cineneuron.progress import bar
@@ -276,8 +276,6 @@ def train(stage: int = typer.Option(1, "--stage", min=1, max=2, help="1: semanti
             "train.epochs" if stage == 1 else "train.stage2_epochs": epochs, "decode.decoder": decoder}
     cfg = _cfg(store, config, set_, **over)
     rank = distributed.from_env()
-    if (nproc is not None or rank.active) and stage == 2 and cfg.decode.decoder == "wan":
-        raise CNError("data-parallel training covers stage 1 and the replay stage 2; the Wan stage 2 trains in one process")
     if nproc is not None:
         raise typer.Exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
     quiet = quiet or not rank.is_main

@@ -8,7 +8,10 @@ global batch. Only rank 0 validates, writes checkpoints and writes to the catalo
 
 Seeds: model initialisation and batch shuffling use `train.seed` on every rank (DDP also
 broadcasts rank 0's weights at start); dropout draws from `train.seed + rank`, so ranks do not
-share masks. In-batch InfoNCE negatives are the rank's own slice (global batch / N).
+share masks. In-batch InfoNCE negatives are the rank's own slice (global batch / N); the
+router's InfoNCE is over the full training pool on every rank. The Wan stage 2's flow-matching
+noise and timesteps draw from `train.seed + rank` (train/stage2_wan.py), and rank 0 alone fills
+its VAE latent cache while the others wait (`agree`).
 Backends: NCCL on GPU (one GPU per rank, `cuda:LOCAL_RANK`), gloo on CPU.
 """
 
@@ -74,6 +77,19 @@ def shutdown() -> None:
 
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def agree(r: Rank, ok: bool) -> bool:
+    """A barrier that also tells every rank whether all of them got here with ok=True (all_reduce MIN)."""
+    if not r.active:
+        return ok
+    import torch
+    import torch.distributed as dist
+
+    dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    flag = torch.tensor([1 if ok else 0], dtype=torch.int32, device=dev)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
 
 
 def shard_batch(batch: dict, r: Rank) -> dict:

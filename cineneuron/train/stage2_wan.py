@@ -15,6 +15,11 @@ store's `wan_latents` table, so epochs (and later runs) never re-encode video. T
 `runs/<dataset>-sub<subject>/stage2-wan/`: the Brain Model checkpoint, router, fusion
 (safetensors + JSON), LoRA (safetensors with its adapter config + JSON) and the run config.
 
+Data-parallel (`cn train --nproc N`, torchrun): rank 0 fills the latent cache while the other
+ranks wait, every rank trains its slice of the same global batches (and of the router-fold
+batches) through DDP over Brain Model + router + fusion + LoRA (train/wan_objective.py), and
+rank 0 alone writes the run and the catalog.
+
 Ground-truth frames come from the clip's source video (`video_uri`, start_s, end_s). A square
 Wan size reads a centre square crop, like ingest. A non-square size reads the whole frame and
 centre-crops it to the target aspect (using the video's true aspect) before resizing, so nothing
@@ -125,6 +130,34 @@ def cache_latents(store, cache: LatentCache, vae, clip_ids: list[str], wcfg, *, 
         if progress:
             progress(0, None, f"VAE latents {min(i + WRITE_EVERY, len(todo))}/{len(todo)}")
     return {"encoded": len(todo) - len(failed), "cached": len(have), "failed": failed}
+
+
+def fill_cache(store, cache: LatentCache, vae, clip_ids: list[str], wcfg, cfg: RootConfig, *, progress=None,
+               rank=None) -> dict:
+    """`cache_latents` once per job, refusing when no training clip has ground truth.
+
+    Under torchrun rank 0 alone encodes and writes the missing latents while the other ranks wait
+    (`distributed.agree`, a barrier that also carries rank 0's success); then every rank reads
+    the same table. Only rank 0's report counts what it encoded and what failed.
+    """
+    from cineneuron.train import distributed
+
+    if rank is not None and not rank.is_main:
+        if not distributed.agree(rank, True):
+            raise CNError("rank 0 could not fill the VAE latent cache; its error says why")
+        return {"encoded": 0, "cached": len(cache.cached(clip_ids)), "failed": {}}
+    ok = False
+    try:
+        report = cache_latents(store, cache, vae, clip_ids, wcfg, backend=cfg.encoders.video_backend,
+                               timeout_s=cfg.encoders.video_timeout_s, progress=progress)
+        if report["encoded"] + report["cached"] == 0:
+            first = next(iter(report["failed"].items()))
+            raise CNError(f"no training clip has ground-truth frames (e.g. {first[0]}: {first[1]}); check the videos' paths")
+        ok = True
+    finally:
+        if rank is not None and rank.active:
+            distributed.agree(rank, ok)  # releases the waiting ranks, with the outcome
+    return report
 
 
 # ---------------------------------------------------------------- the training pool
@@ -284,27 +317,19 @@ class WanStage2:
         return loss, {"loss": loss.detach().item(), "flow": l_fm.detach().item(), **logs}
 
     def backward(self, batch: dict, weights, generator: torch.Generator | None = None,
-                 fold_batch: dict | None = None, micro_batch: int | None = None) -> dict:
+                 fold_batch: dict | None = None, micro_batch: int | None = None, objective=None) -> dict:
         """Gradients of the stage-2 objective, the DiT run `micro_batch` samples at a time (accumulated).
 
         The Brain Model, router and fusion see the whole batch once (InfoNCE over the whole batch);
         each micro-batch's flow-matching loss is weighted by its share of the batch and its
         backward frees that micro-batch's DiT activations before the next one runs.
+        objective: the loss module (train/wan_objective.py), DDP-wrapped under torchrun; by
+        default this process's own, unwrapped.
         """
-        rest, logs, c, x0, has = self._forward(batch, weights, fold_batch)
-        if not has:
-            rest.backward()
-            return {"loss": rest.detach().item(), "flow": 0.0, **logs}
-        mb = micro_batch or len(has)
-        chunks = [slice(i, i + mb) for i in range(0, len(has), mb)]
-        flow = 0.0
-        for j, sl in enumerate(chunks):
-            share = x0[sl].shape[0] / len(has)
-            l_fm = wt.flow_matching_loss(self.transformer, self.scheduler, x0[sl], c[sl], generator) * share
-            last = j == len(chunks) - 1
-            (l_fm + rest if last else l_fm).backward(retain_graph=not last)  # the fusion's graph serves every chunk
-            flow += l_fm.detach().item()
-        return {"loss": flow + rest.detach().item(), "flow": flow, **logs}
+        from cineneuron.train.wan_objective import WanStage2Objective, accumulate
+
+        obj = objective if objective is not None else WanStage2Objective(self, weights)
+        return accumulate(obj, self, batch, generator, fold_batch, micro_batch)
 
 
 def _lora_dtype(transformer, fp32: bool) -> None:
@@ -315,7 +340,16 @@ def _lora_dtype(transformer, fp32: bool) -> None:
         p.data = p.data.to(dtype)
 
 
-def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, progress=None) -> WanStage2:
+def _per_rank(cfg: RootConfig, rank) -> RootConfig:
+    """The config one rank's memory sees: its slice of the global batch."""
+    if rank is None or not rank.active:
+        return cfg
+    per = max(1, cfg.train.batch_size // rank.world)
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"batch_size": per})})
+
+
+def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None, progress=None, rank=None) -> WanStage2:
+    """Everything a step needs; under torchrun (`rank`) rank 0 alone fills the latent cache."""
     from cineneuron.brain.data import load_targets, router_fold, sample_clip_ids
     from cineneuron.decode.router import load_mom
     from cineneuron.decode.wan import build_pipeline
@@ -330,7 +364,9 @@ def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None,
     subject = str(subject)
     dataset = resolve_dataset(store, subject, dataset)
     src = latest_checkpoint(store, dataset, subject, base=cfg.train.runs_dir)  # replay stage 2, else stage 1
-    estimate = check_fits(cfg, wcfg, src, device)  # printed; refused here when it cannot fit, before any model loads
+    quiet = rank is not None and not rank.is_main  # rank 0 alone prints the estimate
+    # printed; refused here when it cannot fit, before any model loads
+    estimate = check_fits(_per_rank(cfg, rank), wcfg, src, device, echo=(lambda m: None) if quiet else None)
     model, router, mcfg, extra = load_mom(src)
     check_compatible(store, extra, dataset, subject)
     train_ids = sample_clip_ids(store, dataset, subject, "train")
@@ -348,11 +384,7 @@ def prepare(store, cfg: RootConfig, subject: str, *, dataset: str | None = None,
     if cfg.train.grad_ckpt:
         pipe.transformer.enable_gradient_checkpointing()  # each block recomputed in backward: ~1/14 of the memory
     cache = LatentCache(store, latent_key(wcfg.num_frames, wcfg.height, wcfg.width, pipe.vae))
-    report = cache_latents(store, cache, pipe.vae, targets.ids, wcfg, backend=cfg.encoders.video_backend,
-                           timeout_s=cfg.encoders.video_timeout_s, progress=progress)
-    if report["encoded"] + report["cached"] == 0:
-        first = next(iter(report["failed"].items()))
-        raise CNError(f"no training clip has ground-truth frames (e.g. {first[0]}: {first[1]}); check the videos' paths")
+    report = fill_cache(store, cache, pipe.vae, targets.ids, wcfg, cfg, progress=progress, rank=rank)
     fusion = fresh_fusion(mcfg.d_f, store.dims, seed=cfg.train.seed)
     model, router, fusion = model.to(device), router.to(device), fusion.to(device)
     fold = frozenset(router_fold(store, train_ids, cfg.train.router_holdout, cfg.train.seed))
@@ -389,48 +421,76 @@ def save_run(parts: WanStage2, out_dir: Path, step: int, last: dict) -> None:
 
 
 def train_stage2_wan(store, cfg: RootConfig, subject: str, dataset: str | None = None, progress=None) -> dict:
-    """Stage 2 with the Wan generator; returns {"run_dir", "seconds", "steps", "last", "latents"[, "notice"]}."""
-    from cineneuron.brain.data import StoreBatches
-    from cineneuron.train.loop import Schedule, forever, loss_weights, stage2_optimizer
+    """Stage 2 with the Wan generator; returns {"run_dir", "seconds", "steps", "last", "latents"[, "notice"]}.
 
+    Under torchrun (`cn train --nproc N`) each rank trains its slice of the same global batches,
+    DDP averages the gradients, and rank 0 alone writes the run and the catalog. Seeds: the
+    flow-matching noise and timesteps draw from `train.seed + rank` (rank 0 = one process), the
+    global RNG (dropout) too; init and shuffling use `train.seed` on every rank.
+    """
+    from cineneuron.train import distributed
+    from cineneuron.train.loop import Schedule, loss_weights, stage2_optimizer
+    from cineneuron.train.stage2 import _batches
+    from cineneuron.train.wan_objective import WanStage2Objective, wrap
+
+    rank = distributed.init(cfg.train.device)  # a single process unless launched by torchrun
+    if rank.active:  # one GPU per rank
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"device": distributed.device_for(rank, cfg.train.device)})})
+    progress = progress if rank.is_main else None
     t0 = time.perf_counter()
-    parts = prepare(store, cfg, subject, dataset=dataset, progress=progress)
-    batches = StoreBatches(store, parts.dataset, parts.subject, parts.targets, batch_size=cfg.train.batch_size,
-                           seed=cfg.train.seed + 1, exclude=parts.fold)
-    fold_batches = forever(StoreBatches(store, parts.dataset, parts.subject, parts.targets, seed=cfg.train.seed + 2,
-                                         batch_size=cfg.train.batch_size, only=set(parts.fold))) if parts.fold else None
-    sched_ = Schedule.from_epochs(cfg.train, batches.n_batches(0), epochs=cfg.train.stage2_epochs)
+    parts = prepare(store, cfg, subject, dataset=dataset, progress=progress, rank=rank)
+    batches, fold_batches, steps_per_epoch = _batches(store, parts.dataset, parts.subject, parts.targets,
+                                                      parts.fold, cfg, rank)
+    sched_ = Schedule.from_epochs(cfg.train, steps_per_epoch, epochs=cfg.train.stage2_epochs)
     weights = loss_weights(cfg.train)
-    torch.manual_seed(cfg.train.seed)
-    gen = torch.Generator().manual_seed(cfg.train.seed)  # timesteps and noise of the flow-matching loss
+    torch.manual_seed(cfg.train.seed + rank.rank)
+    gen = torch.Generator().manual_seed(cfg.train.seed + rank.rank)  # timesteps and noise of the flow-matching loss
     params = parts.parameters()  # refuses a DiT whose base weights learn
     # The same optimiser as the replay stage 2 (router at router_lr_mult), with LoRA and fusion
     # learning at the Brain Model's rate.
     others = wt.lora_parameters(parts.transformer) + list(parts.fusion.parameters())
     opt, sched = stage2_optimizer(parts.model, parts.router, cfg.train, sched_.total_steps, others)
+    objective, unfreeze = wrap(WanStage2Objective(parts, weights), rank, torch.device(parts.device))
     parts.train()
+    step, last = _fit(parts, objective, batches, fold_batches, (opt, sched, params), gen, sched_.total_steps, progress)
+    unfreeze()
+    out_dir = wan_run_dir(store, parts.dataset, parts.subject, cfg.train.runs_dir)
+    if rank.is_main:  # one writer: the ranks hold identical weights
+        save_run(parts, out_dir, step, last)
+        store.catalog.add_run(stage=2, subject=parts.subject, dataset=parts.dataset, config=cfg.model_dump(),
+                              metrics={**last, "decoder": "wan"}, checkpoint=str(out_dir), store_version=store.version)
+    return _summary(parts, out_dir, step, last, time.perf_counter() - t0)
+
+
+def _fit(parts: WanStage2, objective, batches, fold_batches, optim, gen, total_steps: int, progress) -> tuple[int, dict]:
+    """The stage-2 epochs: one optimiser step per batch (the rank's slice under DDP); (steps, last logs)."""
+    from cineneuron.train.wan_objective import accumulate
+
+    opt, sched, params = optim
+    cfg = parts.cfg
     step, last = 0, {}
     if progress:
-        progress(0, sched_.total_steps)
+        progress(0, total_steps)
     for epoch in range(cfg.train.stage2_epochs):
         for batch in batches(epoch):
-            if step >= sched_.total_steps:  # OneCycle cannot step past its total
+            if step >= total_steps:  # OneCycle cannot step past its total
                 break
             opt.zero_grad(set_to_none=True)
-            last = parts.backward(batch, weights, gen, next(fold_batches) if fold_batches else None,
-                                  micro_batch=cfg.train.micro_batch)
+            last = accumulate(objective, parts, batch, gen, next(fold_batches) if fold_batches else None,
+                              micro_batch=cfg.train.micro_batch)
             if cfg.train.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+                torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)  # on the all-reduced gradients
             opt.step()
             sched.step()
             step += 1
             if progress:
-                progress(1, sched_.total_steps, f"loss {last['loss']:.3f} flow {last['flow']:.3f}")
-    out_dir = wan_run_dir(store, parts.dataset, parts.subject, cfg.train.runs_dir)
-    save_run(parts, out_dir, step, last)
-    store.catalog.add_run(stage=2, subject=parts.subject, dataset=parts.dataset, config=cfg.model_dump(),
-                          metrics={**last, "decoder": "wan"}, checkpoint=str(out_dir), store_version=store.version)
-    summary = {"run_dir": str(out_dir), "seconds": round(time.perf_counter() - t0, 1), "steps": step, "last": last,
+                progress(1, total_steps, f"loss {last['loss']:.3f} flow {last['flow']:.3f}")
+    return step, last
+
+
+def _summary(parts: WanStage2, out_dir: Path, step: int, last: dict, seconds: float) -> dict:
+    cfg = parts.cfg
+    summary = {"run_dir": str(out_dir), "seconds": round(seconds, 1), "steps": step, "last": last,
                "latents": {"encoded": parts.latents["encoded"], "cached": parts.latents["cached"],
                            "failed": len(parts.latents["failed"])}}
     summary.update(device=parts.device, precision=parts.precision, grad_ckpt=cfg.train.grad_ckpt,

@@ -97,12 +97,40 @@ def test_stage2_fits_the_router_on_its_fold_and_refuses_another_fold(trained):
 
 
 def test_stage1_learns_above_chance(trained):
-    *_, s1, _, _ = trained
+    """In every space the true clip ranks better than chance among the 36 test clips (one-sided
+    p < 0.05 per space). This tiny world (15 epochs) only checks that the CLI pipeline learns;
+    the demo test asserts the strong effect (top-1 over 5x chance among 162).
+
+    Top-1 among 36 moves by 0.028 per sample, so it is printed, not tested; the mean rank of the
+    true clip uses every sample's whole ranking: under chance its mean is (n+1)/2 with sd
+    sqrt((n^2 - 1) / 12 / n)."""
+    from cineneuron.brain.data import load_split, load_targets
+    from cineneuron.decode.router import load_mom, predict_mom
+    from cineneuron.store import Store
+    from cineneuron.store.runs import run_dir
+    from cineneuron.train.stage1 import test_targets
+
+    _, _, store_path, _, s1, _, _ = trained
     m = s1["model"]
     dirs = [m[f"{s}_{d}"] for s in ("img", "txt", "act") for d in ("fmri_to_clip", "clip_to_fmri")]
-    print("stage-1 retrieval", dict(zip(("img_f2c", "img_c2f", "txt_f2c", "txt_c2f", "act_f2c", "act_c2f"), dirs)), "chance", m["chance"])
-    assert np.mean(dirs) > 2 * m["chance"]
+    print("stage-1 retrieval top-1", dict(zip(("img_f2c", "img_c2f", "txt_f2c", "txt_c2f", "act_f2c", "act_c2f"), dirs)),
+          "chance", m["chance"])
     assert set(s1["ridge"]) >= {"img_fmri_to_clip", "img_clip_to_fmri"}
+    store = Store.open(str(store_path))
+    test = load_split(store, "synth", "1", "test", where="repeat = -1")
+    model, router, _, _ = load_mom(run_dir(store, "synth", "1", 1))
+    preds = predict_mom(model, router, test["voxels"], "1")
+    tt = test_targets(load_targets(store, test["clip_id"]), test["clip_id"])
+    n = len(test["clip_id"])
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    zs = []
+    for space in ("img", "txt", "act"):
+        sim = unit(preds[space]) @ unit(tt[space]).T  # (n, n): fMRI predictions x clips
+        ranks = 1 + (sim > np.diag(sim)[:, None]).sum(1)  # rank of the true clip for each sample
+        z = (ranks.mean() - (n + 1) / 2) / np.sqrt((n * n - 1) / 12 / n)
+        print(f"{space}: mean rank {ranks.mean():.1f} of {n} (chance {(n + 1) / 2:.1f}), z {z:.1f}")
+        zs.append(z)
+    assert max(zs) < -1.645, zs  # z of the one-sided 5 % level
 
 
 def test_router_fold_is_stable_whole_blocks_and_never_fitted(trained):
@@ -229,7 +257,7 @@ def test_eval_writes_the_report(trained, tmp_path):
     assert list((out / "plots").glob("retrieval_fmri_to_clip*.png"))
     assert "retrieval protocol: neuroclips" in (out / "metrics.md").read_text()
     md = (out / "metrics.md").read_text()
-    assert "| retrieval.forward |" in md and "text-only" in md and "ridge" in md
+    assert "| retrieval.fmri_to_clip |" in md and "text-only" in md and "ridge" in md
 
 
 def test_eval_html_report_loads_in_chromium(trained, tmp_path):

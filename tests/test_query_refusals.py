@@ -1,7 +1,9 @@
 """Every bad query input is exit 2 with one line on stderr, and the store is left as it was.
 
 The store is built in-process with the toy encoders (fast), a small simulated world and a short
-stage 1; every case then runs `cn query` (or `cn pool stats`) in a subprocess, as a user would.
+stage 1. Every case then runs the CLI's own `main()` (what the `cn` script calls, with its
+one-line error handling) in this process, which saves an interpreter start-up per case; one
+case runs the real `cn` in a subprocess too, to show both give the same line and exit code.
 """
 
 from __future__ import annotations
@@ -17,10 +19,29 @@ import pytest
 from conftest import toy_preset_dict
 
 CN = [sys.executable, "-m", "cineneuron.cli"]
-pytestmark = pytest.mark.slow  # ~20 CLI subprocesses (a few seconds each) on a trained toy store
+pytestmark = pytest.mark.slow  # builds and trains a toy store, then ~20 CLI calls
 
 
 def cn(*args):
+    """`cn ARGS` through `cineneuron.cli.main`, in this process: (returncode, stdout, stderr)."""
+    import contextlib
+    import io
+    from types import SimpleNamespace
+    from unittest import mock
+
+    from cineneuron import cli
+
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with mock.patch.object(sys, "argv", ["cn", *map(str, args)]), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
+        try:
+            cli.main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def cn_subprocess(*args):
     return subprocess.run([*CN, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
@@ -170,3 +191,12 @@ def test_a_copied_subject_is_warned_about_and_shown_in_stats(trained, tmp_path):
     st = json.loads(cn("pool", "stats", "--store", d / "store", "--json").stdout)
     assert st["fmri"]["synth/2"]["duplicate_of"] == ["synth/1"] or set(st["fmri"]["synth/2"]["duplicate_of"]) == {"synth/1", "synthcopy/1"}
     assert "DUPLICATE of" in cn("pool", "stats", "--store", d / "store").stdout
+
+
+def test_the_real_cli_gives_the_same_refusal(trained):
+    """In a subprocess, as a user's shell runs it: the same exit code and the same single line."""
+    d = trained[0]
+    args = ("query", "--fmri", d / "q.npy", "--subject", "1", "--store", d / "store", "--json", "--where", "nosuchcol = 1")
+    a, b = cn(*args), cn_subprocess(*args)
+    _refused(b, "unknown column 'nosuchcol'")
+    assert (a.returncode, a.stderr) == (b.returncode, b.stderr)

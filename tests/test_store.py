@@ -231,3 +231,15 @@ def test_odd_source_names_are_quoted_everywhere(store):
     assert store.count() == 4 and store.sources() == ["plain"]
     store.set_meta(odd, '"x"')  # the meta table's key lookup quotes too
     assert store.get_meta(odd)[0] == '"x"'
+
+
+def test_a_second_writer_that_lost_the_table_create_race_writes_into_the_winners(store, monkeypatch):
+    """Two ingests of one subject can both see no fMRI table; the later create must not fail."""
+    import cineneuron.store.fmri as F
+
+    other = Store.open(store.uri)
+    store.add_fmri("ds", "1", _fmri(10, 37))  # the winner created the table
+    monkeypatch.setattr(F, "table_names", lambda db: [])  # the loser checked before it existed
+    assert other.add_fmri("ds", "1", _fmri(5, 37, start=10)) == 15
+    monkeypatch.undo()
+    assert store.fmri_table("ds", "1").count_rows() == 15

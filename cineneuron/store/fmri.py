@@ -55,6 +55,20 @@ class FmriTables:
             raise CNError(f"no fMRI for subject {subject} of {dataset} in {self.uri}; stored subjects: {known}")
         return self.db.open_table(name)
 
+    def _fmri_table_for_write(self, name: str, schema: pa.Schema):
+        """The subject's table, created if missing. Two ingests of one subject may both find it
+        missing: the loser of the create opens the winner's table instead of failing."""
+        if name in table_names(self.db):
+            return self.db.open_table(name)
+        try:
+            tbl = self.db.create_table(name, schema=schema)
+        except (ValueError, OSError, RuntimeError) as e:
+            if "already exists" not in str(e):
+                raise
+            return self.db.open_table(name)
+        tbl.set_unenforced_primary_key("sample_id")
+        return tbl
+
     def add_fmri(self, dataset: str, subject: str, batch: FmriBatch) -> int:
         """Append-or-update fMRI samples; the voxel count must match the subject's."""
         batch.check()
@@ -66,14 +80,10 @@ class FmriTables:
             raise CNError(f"fMRI batch for subject {subject} contains NaN or inf; nothing was written")
         name = fmri_table_name(dataset, str(subject))
         schema = fmri_schema(n_tr, v)
-        if name in table_names(self.db):
-            tbl = self.db.open_table(name)
-            if tbl.schema.field("voxels").type != schema.field("voxels").type:
-                shape = tbl.schema.field("voxels").type.shape
-                raise StoreMismatchError(f"subject {subject} of {dataset} is stored as {shape[1]} voxels x {shape[0]} TRs; this batch has {v} x {n_tr}; nothing was written")
-        else:
-            tbl = self.db.create_table(name, schema=schema)
-            tbl.set_unenforced_primary_key("sample_id")
+        tbl = self._fmri_table_for_write(name, schema)
+        if tbl.schema.field("voxels").type != schema.field("voxels").type:
+            shape = tbl.schema.field("voxels").type.shape
+            raise StoreMismatchError(f"subject {subject} of {dataset} is stored as {shape[1]} voxels x {shape[0]} TRs; this batch has {v} x {n_tr}; nothing was written")
         vox = batch.voxels.astype(np.float16)
         if not np.isfinite(vox).all():
             raise CNError(f"fMRI values for subject {subject} overflow float16 (|x| > 65504); z-score them first")

@@ -472,6 +472,9 @@ def _check_exists(path: str) -> None:
 
 
 def _with_log(reason: str, native: str) -> str:
+    # libav prefixes its lines with the context's address ("[mov,mp4,... @ 0x55...]"): drop it, so a
+    # failure reads the same in every process (a Ray worker's and a local ingest's records agree).
+    native = re.sub(r" @ 0x[0-9a-fA-F]+\]", "]", native)
     return f"{reason} (decoder log: {native})" if native else reason
 
 

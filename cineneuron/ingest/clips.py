@@ -288,8 +288,9 @@ def _build(encoders, offload: str) -> None:
             turns.offload = False
 
 
-def plan_job(store: Store, source, opts: IngestOptions) -> tuple[IngestReport, list[ClipSpec]]:
-    """Start the catalog job: (its report, the clips still to ingest). Shared with the Ray path."""
+def plan_job(store: Store, source, opts: IngestOptions, progress=None) -> tuple[IngestReport, list[ClipSpec]]:
+    """Start the catalog job: (its report, the clips still to ingest), and report the clips already
+    stored to `progress`. Shared with the Ray path."""
     if opts.limit is not None and opts.limit < 0:
         raise CNError(f"limit must be 0 or more (got {opts.limit})")
     specs = list(source.clips())
@@ -309,6 +310,8 @@ def plan_job(store: Store, source, opts: IngestOptions) -> tuple[IngestReport, l
     have = set() if opts.force else store.existing_ids([s.clip_id for s in specs])
     todo = [s for s in specs if s.clip_id not in have]
     report.n_skipped = len(specs) - len(todo)
+    if progress:
+        progress(report.n_skipped, report.n_total)
     return report, todo
 
 
@@ -328,9 +331,7 @@ def ingest_clips(store: Store, source, opts: IngestOptions,
                  progress: Callable[[int, int], None] | None = None) -> IngestReport:
     """Ingest every clip a source offers. progress(advance, total) is called per clip handled."""
     t0 = time.perf_counter()
-    report, todo = plan_job(store, source, opts)
-    if progress:
-        progress(report.n_skipped, report.n_total)
+    report, todo = plan_job(store, source, opts, progress)
     try:
         if todo:
             t_setup = time.perf_counter()

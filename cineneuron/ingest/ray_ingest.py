@@ -112,9 +112,7 @@ def ingest_clips_ray(store, source, opts: IngestOptions, address: str = "auto", 
     from cineneuron.store.staging import drop_staging, staging_name, write_staging
 
     t0 = time.perf_counter()
-    report, todo = plan_job(store, source, opts)
-    if progress:
-        progress(report.n_skipped, report.n_total)
+    report, todo = plan_job(store, source, opts, progress)
     try:
         if todo:
             todo = list({s.clip_id: s for s in todo}.values())  # one row per id in the one merge
